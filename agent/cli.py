@@ -1,0 +1,240 @@
+"""The `adrs-agent` command: solve, resume, sessions, tasks check, tasks eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from agent.config import SESSIONS_DIR, RunConfig
+from agent.models import ModelSpecError, parse_specs
+from agent.session import Session, SessionError
+from agent.task import Task, TaskError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Evolve a task's code with tool-using agents; git is the program database.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Check and evaluate task folders.")
+app.add_typer(tasks_app, name="tasks")
+console = Console(highlight=False, soft_wrap=True)
+DEFAULTS = RunConfig(task_dir=".")
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def load_task(task_dir: Path) -> Task:
+    try:
+        return Task.load(task_dir)
+    except TaskError as e:
+        fail(str(e))
+        raise
+
+
+@app.command()
+def solve(
+    task_dir: Path = typer.Argument(..., help="Task folder (holds task.toml)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Model spec; repeat to mix (NAME:WEIGHT). Default: tuner."),
+    budget: int = typer.Option(DEFAULTS.budget, help=RunConfig.model_fields["budget"].description),
+    workers: int = typer.Option(DEFAULTS.workers, help=RunConfig.model_fields["workers"].description),
+    max_episodes: int = typer.Option(DEFAULTS.max_episodes, help=RunConfig.model_fields["max_episodes"].description),
+    wall_s: float = typer.Option(DEFAULTS.wall_s, help=RunConfig.model_fields["wall_s"].description),
+    seed: int = typer.Option(DEFAULTS.seed, help=RunConfig.model_fields["seed"].description),
+    data: Optional[Path] = typer.Option(None, help=RunConfig.model_fields["data_dir"].description),
+    sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders go."),
+    no_tui: bool = typer.Option(False, "--no-tui", help="Print progress lines (the default until the TUI lands)."),
+    no_test: bool = typer.Option(False, "--no-test", help="Skip the held-out test stage at the end."),
+) -> None:
+    """Run agent episodes on TASK_DIR until the budget is spent; print the best candidate."""
+    task = load_task(task_dir)
+    if data is not None and not data.is_dir():
+        fail(f"--data {data}: no such folder")
+    try:
+        cfg = RunConfig(task_dir=str(task.dir), models=model or DEFAULTS.models, budget=budget,
+                        workers=workers, max_episodes=max_episodes, wall_s=wall_s, seed=seed,
+                        data_dir=str(data.resolve()) if data else None, test_at_end=not no_test)
+        parse_specs(cfg.models)
+    except (ModelSpecError, ValueError) as e:
+        fail(str(e))
+    session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
+    console.print(f"session [bold]{session.id}[/bold] in {session.dir}")
+    console.print(f"model: {', '.join(cfg.models)}"
+                  + (" (built in, no API key needed)" if cfg.models == ["tuner"] else ""))
+    _drive(session, task, cfg, resume=False)
+
+
+@app.command()
+def resume(
+    session_id: str = typer.Argument(..., help="Session id, id prefix, or folder."),
+    sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
+    no_tui: bool = typer.Option(False, "--no-tui", help="Print progress lines."),
+) -> None:
+    """Continue an interrupted run: every scored candidate is kept, none is scored twice."""
+    try:
+        session = Session.find(sessions_dir, session_id)
+    except SessionError as e:
+        fail(str(e))
+    cfg, _ = session.read_config()
+    task = load_task(Path(cfg.task_dir))
+    console.print(f"resuming session [bold]{session.id}[/bold]")
+    _drive(session, task, cfg, resume=True)
+
+
+def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool) -> None:
+    from agent.solve import Solver
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    bar = progress.add_task("candidates", total=cfg.budget)
+    printer = Printer(progress, bar)
+    solver = Solver(session, task, cfg, listeners=[printer])
+    with progress:
+        if resume:
+            solver.restore()
+        else:
+            solver.start()
+        printer.solver = solver
+        progress.update(bar, completed=solver.candidates_used)
+        best = solver.run()
+    session.close()
+    base = solver.db.baseline
+    console.print(f"\nfinished ({solver.stop_reason or 'done'}): {solver.candidates_used} "
+                  f"candidates in {solver.episodes_started} episodes")
+    if base:
+        console.print(f"baseline {base.commit[:10]}: {task.evaluator.stages[-1]} {_f(base.score)}"
+                      f"  test {_f(base.test_score)}")
+    if best:
+        console.print(f"best     {best.commit[:10]}: {task.evaluator.stages[-1]} {_f(best.score)}"
+                      f"  test {_f(best.test_score)}  (episode {best.episode}, {best.model})")
+        console.print(f"see: git -C {session.repo} notes --ref adrs show {best.commit[:10]}")
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.6g}"
+
+
+class Printer:
+    """One line per scored candidate, and the progress bar."""
+
+    def __init__(self, progress, bar):
+        self.progress, self.bar, self.solver = progress, bar, None
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict) -> None:
+        if event["type"] != "candidate_scored" or self.solver is None or event.get("heldout"):
+            if event["type"] == "candidate_scored" and event.get("heldout"):
+                console.print(f"  held-out {event['stage']}: {event['commit'][:10]} "
+                              f"{_f(event['score'])}")
+            return
+        db = self.solver.db
+        cand = db.by_commit.get(event["commit"])
+        parent = db.by_commit.get(event.get("parent") or "")
+        best = db.best()
+        delta = (f"{cand.score - parent.score:+.4g}" if cand and parent and cand.score is not None
+                 and parent.score is not None else "")
+        state = "" if event["valid"] else " INVALID"
+        if event.get("stopped_at"):
+            state += f" (stopped at {event['stopped_at']})"
+        with self.lock:
+            self.progress.update(self.bar, completed=self.solver.candidates_used)
+            console.print(
+                f"{event['commit'][:10]}  score {_f(event['score']):>10}{state}  "
+                f"vs parent {delta or 'n/a':>8}  best {_f(best.score if best else None)}  "
+                f"episode {event['episode']}  {cand.model if cand else ''}")
+
+
+@app.command()
+def sessions(sessions_dir: Path = typer.Option(Path(SESSIONS_DIR))) -> None:
+    """List sessions with their task, candidates and best score."""
+    root = sessions_dir.resolve()
+    found = sorted(p for p in root.glob("*") if (p / "session.toml").is_file()) \
+        if root.is_dir() else []
+    if not found:
+        console.print(f"no sessions under {root}")
+        return
+    for path in found:
+        s = Session(path)
+        scored = [e for e in s.events() if e["type"] == "candidate_scored" and not e.get("heldout")]
+        finished = any(e["type"] == "session_finished" for e in s.events())
+        best = max((e["score"] for e in scored if e["score"] is not None), default=None)
+        console.print(f"{s.id}  {len(scored)} scored  best {_f(best)}  "
+                      f"{'finished' if finished else 'open (resume it)'}")
+
+
+@tasks_app.command("check")
+def tasks_check(task_dir: Path) -> None:
+    """Validate a task folder: task.toml fields, brief, repo, editable globs, evaluator."""
+    task = load_task(task_dir)
+    console.print(f"[green]ok[/green]: task {task.name!r}: stages {task.evaluator.stages}"
+                  f", held-out {task.evaluator.test_stage!r}, editable {task.editable}")
+
+
+@tasks_app.command("eval")
+def tasks_eval(
+    task_dir: Path,
+    stage: Optional[str] = typer.Option(None, help="Stage to run (default: the first)."),
+    candidate: Optional[str] = typer.Option(None, help="A folder, or a commit of the task's repo / a session repo (PATH@COMMIT)."),
+    data: Optional[Path] = typer.Option(None, help="Data folder for the evaluator."),
+) -> None:
+    """Evaluate the baseline (or a candidate) on one stage; print the evaluator's JSON."""
+    from sandbox import git
+    from sandbox.evaluate import run_stage
+
+    task = load_task(task_dir)
+    spec = task.evaluator
+    stage = stage or spec.stages[0]
+    if stage not in spec.stages + ([spec.test_stage] if spec.test_stage else []):
+        fail(f"--stage {stage}: not a stage of {task.name}; use one of "
+             f"{spec.stages + ([spec.test_stage] if spec.test_stage else [])}")
+    if data is not None and not data.is_dir():
+        fail(f"--data {data}: no such folder")
+    with tempfile.TemporaryDirectory(prefix="adrs-eval-") as tmp:
+        if candidate and Path(candidate).is_dir():
+            where = Path(candidate).resolve()
+        else:
+            where = Path(tmp) / "candidate"
+            repo, _, commit = (candidate or "").rpartition("@")
+            if candidate and not repo:
+                repo, commit = "", candidate
+            if repo or not candidate:
+                base = Path(tmp) / "repo"
+                git.init_repo(base, repo or task.source, task.ref)
+                if not candidate:
+                    commit = "HEAD"
+            else:
+                base = Path(task.source)
+                if not (base / ".git").exists():
+                    fail(f"--candidate {candidate}: not a folder, and the task's repo is not a "
+                         "git repo; give PATH or SESSION_REPO@COMMIT")
+            try:
+                git.add_detached_worktree(base, where, commit)
+            except git.GitError as e:
+                fail(f"--candidate {candidate}: {e}")
+        result = run_stage(spec, where, stage, python=sys.executable,
+                           data=data.resolve() if data else None)
+    out = {"score": result.score, "valid": result.valid, "metrics": result.metrics,
+           "feedback": result.feedback, "artifacts": result.artifacts}
+    if result.error:
+        out["error"] = result.error
+        out["log_tail"] = result.log_tail
+    print(json.dumps(out, indent=1))
+    if not result.valid:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

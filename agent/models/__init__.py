@@ -1,0 +1,62 @@
+"""Model specs -> Model instances (one per episode), and weighted mixes of them."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from agent.config import RunConfig
+from agent.models.base import Model
+
+
+class ModelSpecError(ValueError):
+    pass
+
+
+@dataclass
+class ModelChoice:
+    spec: str
+    weight: float
+
+
+def parse_specs(specs: list[str]) -> list[ModelChoice]:
+    """`tuner`, `scripted:PATH`, `anthropic/NAME`, `openai/NAME[@URL]`, each with `:WEIGHT`."""
+    choices = []
+    for raw in specs:
+        spec, weight = raw, 1.0
+        head, sep, tail = raw.rpartition(":")
+        if sep and head:
+            try:
+                weight = float(tail)
+                spec = head
+            except ValueError:
+                pass
+        if weight <= 0:
+            raise ModelSpecError(f"model {raw!r}: weight must be positive")
+        kind = spec.split(":", 1)[0].split("/", 1)[0]
+        if kind not in ("tuner", "scripted", "anthropic", "openai"):
+            raise ModelSpecError(
+                f"unknown model {spec!r}; use tuner, scripted:PATH, anthropic/NAME or openai/NAME")
+        if kind == "scripted" and not spec.startswith("scripted:"):
+            raise ModelSpecError("the scripted model needs a file: scripted:PATH.jsonl")
+        choices.append(ModelChoice(spec, weight))
+    if not choices:
+        raise ModelSpecError("no model given")
+    return choices
+
+
+def pick(choices: list[ModelChoice], rng: random.Random) -> str:
+    return rng.choices([c.spec for c in choices], [c.weight for c in choices])[0]
+
+
+def make_model(spec: str, cfg: RunConfig, episode: int) -> Model:
+    """A fresh model for one episode."""
+    if spec == "tuner":
+        from agent.models.tuner import TunerModel
+        return TunerModel(seed=cfg.seed * 1_000_003 + episode, trials=cfg.tuner.trials,
+                          max_commits=cfg.tuner.max_commits)
+    if spec.startswith("scripted:"):
+        from agent.models.scripted import ScriptedModel
+        return ScriptedModel(spec.split(":", 1)[1], episode=episode)
+    raise ModelSpecError(f"model {spec!r}: the {spec.split('/')[0]} provider is not built yet; "
+                         "use --model tuner")

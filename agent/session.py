@@ -1,0 +1,160 @@
+"""A run on disk: session.toml, events.jsonl (flushed per event), transcripts, logs, repo.
+
+Nothing lives only in memory: `resume` rebuilds every view from this folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Iterator
+
+from agent.config import RunConfig
+
+FORMAT_VERSION = 1
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+class Session:
+    def __init__(self, path: Path):
+        self.dir = path
+        self.id = path.name
+        self.repo = path / "repo"
+        self.worktrees = path / "worktrees"
+        self.logs = path / "logs"
+        self.heldout_logs = path / "heldout"
+        self.transcripts = path / "transcripts"
+        self.evaluator = path / "evaluator"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    # -- creating and finding -------------------------------------------------------------
+    @classmethod
+    def create(cls, sessions_dir: Path, task_name: str, cfg: RunConfig,
+               evaluator_dir: Path) -> "Session":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(sessions_dir).resolve() / f"{stamp}-{task_name}-{secrets.token_hex(2)}"
+        for sub in ("", "worktrees", "logs", "heldout", "transcripts"):
+            (path / sub).mkdir(parents=True, exist_ok=sub != "")
+        shutil.copytree(evaluator_dir, path / "evaluator",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        session = cls(path)
+        session.write_config(cfg, task_name)
+        return session
+
+    @classmethod
+    def find(cls, sessions_dir: Path, ident: str | None) -> "Session":
+        """A session by id, id prefix, or path; the newest one when ident is None."""
+        if ident and (Path(ident) / "session.toml").is_file():
+            return cls(Path(ident).resolve())
+        root = Path(sessions_dir).resolve()
+        found = sorted(p for p in root.glob("*") if (p / "session.toml").is_file()) \
+            if root.is_dir() else []
+        if ident:
+            found = [p for p in found if p.name == ident] or [
+                p for p in found if p.name.startswith(ident)]
+        if not found:
+            raise SessionError(f"no session {ident or ''} under {root}; "
+                               "`adrs-agent sessions` lists them")
+        if ident and len(found) > 1:
+            raise SessionError(f"{ident!r} matches {len(found)} sessions: "
+                               f"{', '.join(p.name for p in found)}; give more of the id")
+        return cls(found[-1])
+
+    # -- config ---------------------------------------------------------------------------
+    def write_config(self, cfg: RunConfig, task_name: str, **extra: Any) -> None:
+        data = {"format_version": FORMAT_VERSION, "task": task_name, **extra,
+                "config": cfg.model_dump(exclude_none=True)}
+        tmp = self.dir / "session.toml.tmp"
+        tmp.write_text(dump_toml(data))
+        os.replace(tmp, self.dir / "session.toml")
+
+    def read_config(self) -> tuple[RunConfig, dict]:
+        data = tomllib.loads((self.dir / "session.toml").read_text())
+        return RunConfig.model_validate(data.pop("config")), data
+
+    # -- events ---------------------------------------------------------------------------
+    def emit(self, type: str, **fields: Any) -> dict:
+        event = {"t": round(time.time(), 3), "type": type, **fields}
+        line = (json.dumps(event, default=str) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.dir / "events.jsonl",
+                                   os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._fd, line)
+        return event
+
+    def events(self) -> Iterator[dict]:
+        path = self.dir / "events.jsonl"
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    yield json.loads(raw)
+                except ValueError:
+                    continue  # a line cut by a kill in the middle of a write
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    # -- transcripts ----------------------------------------------------------------------
+    def transcript_path(self, episode: int) -> Path:
+        return self.transcripts / f"{episode}.jsonl"
+
+
+class Transcript:
+    """One episode's messages, appended and flushed as they happen."""
+
+    def __init__(self, path: Path, header: dict):
+        self.path = path
+        self._f = open(path, "a", encoding="utf-8")
+        self.write({"format_version": FORMAT_VERSION, **header})
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(record, default=str) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def dump_toml(data: dict, prefix: str = "") -> str:
+    """Enough TOML for session.toml: scalars, lists of scalars, nested tables."""
+    lines, tables = [], []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in tables:
+        name = f"{prefix}{key}"
+        out += f"\n[{name}]\n" + dump_toml(value, prefix=f"{name}.")
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")

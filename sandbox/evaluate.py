@@ -1,0 +1,183 @@
+"""Run a task evaluator stage on a worktree -> StageResult; cascades; the evaluation cache.
+
+The evaluator prints ONE JSON object as its last stdout line:
+{"score": float, "valid": bool, "metrics": {...}, "feedback": str, "artifacts": {...}}.
+A crash, a timeout or a non-JSON last line gives `valid: false` with the reason and a log tail.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sandbox import run as sandbox_run
+
+LOG_TAIL_CHARS = 2000
+
+
+@dataclass
+class EvaluatorSpec:
+    command: list[str]
+    cwd: Path
+    stages: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    test_stage: str | None = None
+    timeout_s: float = 300.0
+    direction: str = "maximize"
+    memory_mb: int | None = 4096
+    network: bool = False
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Whether score a is strictly better than b (None is worst)."""
+        if a is None:
+            return False
+        if b is None:
+            return True
+        return a > b if self.direction == "maximize" else a < b
+
+
+@dataclass
+class StageResult:
+    stage: str
+    score: float | None
+    valid: bool
+    metrics: dict = field(default_factory=dict)
+    feedback: str = ""
+    artifacts: dict = field(default_factory=dict)
+    error: str = ""
+    log_tail: str = ""
+    wall_s: float = 0.0
+    log: str = ""  # where the full output was written
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageResult":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class CascadeResult:
+    stages: list[StageResult]
+    score: float | None  # the last cascade stage's score; None if the cascade stopped early
+    valid: bool
+    stopped_at: str | None = None  # the stage whose threshold or validity stopped it
+
+    @property
+    def feedback(self) -> str:
+        return self.stages[-1].feedback if self.stages else ""
+
+
+def format_command(command: list[str], stage: str, worktree: Path, data: Path | None,
+                   python: str) -> list[str]:
+    values = {"stage": stage, "worktree": str(worktree), "data": str(data or ""),
+              "python": python}
+    argv = [part.format(**values) for part in command]
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = python  # the evaluator runs on the harness's interpreter and packages
+    return argv
+
+
+def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
+    log = res.stdout + ("\n--- stderr ---\n" + res.stderr if res.stderr else "")
+    tail = log[-LOG_TAIL_CHARS:]
+    if res.timed_out:
+        return StageResult(stage, None, False, error=res.killed_reason, log_tail=tail,
+                           feedback=f"the evaluation {res.killed_reason}; make it faster",
+                           wall_s=res.wall_s)
+    lines = [line for line in res.stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    try:
+        data = json.loads(last)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        why = res.killed_reason or f"exit code {res.returncode}"
+        error = (f"evaluator crashed ({why})" if res.returncode else
+                 "the evaluator's last stdout line is not a JSON object")
+        return StageResult(stage, None, False, error=error, log_tail=tail,
+                           feedback=f"{error}; log tail:\n{tail[-800:]}", wall_s=res.wall_s)
+    score = data.get("score")
+    valid = bool(data.get("valid", True))
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+        valid, error = False, f"score is not a finite number: {score!r}"
+        score = None
+    else:
+        score, error = float(score), ""
+    return StageResult(
+        stage, score, valid, metrics=data.get("metrics") or {},
+        feedback=str(data.get("feedback") or ""), artifacts=data.get("artifacts") or {},
+        error=error, log_tail="" if valid else tail, wall_s=res.wall_s,
+    )
+
+
+def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
+              data: Path | None = None, log_path: Path | None = None) -> StageResult:
+    argv = format_command(spec.command, stage, worktree, data, python)
+    extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else ""}
+    res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s, memory_mb=spec.memory_mb,
+                          network=spec.network, extra_env=extra)
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(f"$ {' '.join(argv)}\n{res.stdout}\n--- stderr ---\n{res.stderr}")
+    result = parse_result(stage, res)
+    result.log = str(log_path or "")
+    return result
+
+
+def passes(spec: EvaluatorSpec, result: StageResult) -> bool:
+    if not result.valid or result.score is None:
+        return False
+    threshold = spec.thresholds.get(result.stage)
+    if threshold is None:
+        return True
+    return result.score >= threshold if spec.direction == "maximize" else result.score <= threshold
+
+
+def run_cascade(spec: EvaluatorSpec, evaluate: Callable[[str], StageResult]) -> CascadeResult:
+    """Stages in order; stop at the first that is invalid or misses its threshold."""
+    results = []
+    for stage in spec.stages:
+        result = evaluate(stage)
+        results.append(result)
+        if not passes(spec, result):
+            last = stage == spec.stages[-1] and result.valid and result.score is not None
+            return CascadeResult(results, result.score if last else None, result.valid,
+                                 stopped_at=None if last else stage)
+    return CascadeResult(results, results[-1].score, True)
+
+
+class EvalCache:
+    """Stage results keyed by (content hash, stage); one evaluation per key even when racing."""
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[str, str], StageResult] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str, stage: str) -> StageResult | None:
+        return self._results.get((key, stage))
+
+    def put(self, key: str, result: StageResult) -> None:
+        self._results[(key, result.stage)] = result
+
+    def get_or_run(self, key: str, stage: str, fn: Callable[[], StageResult]
+                   ) -> tuple[StageResult, bool]:
+        """The cached result, or fn()'s; the bool says whether it came from the cache."""
+        with self._guard:
+            lock = self._locks.setdefault((key, stage), threading.Lock())
+        with lock:
+            hit = self._results.get((key, stage))
+            if hit is not None:
+                return hit, True
+            result = fn()
+            self._results[(key, stage)] = result
+            return result, False
+
+    def __len__(self) -> int:
+        return len(self._results)

@@ -1,0 +1,164 @@
+"""Git plumbing for the program database: session repo, worktrees, commits, notes.
+
+Candidate commits carry the session's own identity (a user's machine may have none).
+Notes (refs/notes/adrs) are written by one writer: concurrent `git notes add` drops notes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+NOTES_REF = "adrs"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "adrs-agent", "GIT_AUTHOR_EMAIL": "adrs-agent@localhost",
+    "GIT_COMMITTER_NAME": "adrs-agent", "GIT_COMMITTER_EMAIL": "adrs-agent@localhost",
+}
+_ENV = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
+class GitError(RuntimeError):
+    pass
+
+
+def git(args: list[str], cwd: str | Path, *, input: str | None = None, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args], cwd=cwd,
+        input=input, capture_output=True, text=True, env=_ENV,
+    )
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} (in {cwd}) failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def matches(rel: str, globs: list[str]) -> bool:
+    """Whether a repo-relative posix path matches a glob; `**/` also matches no folder."""
+    for pattern in globs:
+        if fnmatch.fnmatchcase(rel, pattern):
+            return True
+        if "**/" in pattern and fnmatch.fnmatchcase(rel, pattern.replace("**/", "")):
+            return True
+    return False
+
+
+def is_git_source(source: str) -> bool:
+    return "://" in source or source.endswith(".git") or source.startswith("git@") or (
+        Path(source).is_dir() and (Path(source) / ".git").exists())
+
+
+def init_repo(repo: Path, source: str, ref: str | None = None) -> str:
+    """Make the session repo from a folder (its baseline commit) or a git repo (cloned)."""
+    if is_git_source(source):
+        git(["clone", "--quiet", source, str(repo)], cwd=repo.parent)
+        if ref:
+            git(["checkout", "--quiet", "-B", "baseline", ref], cwd=repo)
+        else:
+            git(["checkout", "--quiet", "-B", "baseline"], cwd=repo)
+    else:
+        shutil.copytree(source, repo, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        git(["init", "--quiet", "--initial-branch=baseline"], cwd=repo)
+        git(["add", "-A"], cwd=repo)
+        git(["commit", "--quiet", "--allow-empty", "-m", "baseline"], cwd=repo)
+    for key, value in (("user.name", "adrs-agent"), ("user.email", "adrs-agent@localhost"),
+                       ("gc.auto", "0"), ("core.autocrlf", "false")):
+        git(["config", key, value], cwd=repo)
+    return head(repo)
+
+
+def head(worktree: Path) -> str:
+    return git(["rev-parse", "HEAD"], cwd=worktree).strip()
+
+
+def add_worktree(repo: Path, path: Path, branch: str, start: str) -> None:
+    git(["worktree", "add", "--quiet", "-B", branch, str(path), start], cwd=repo)
+
+
+def add_detached_worktree(repo: Path, path: Path, commit: str) -> None:
+    git(["worktree", "add", "--quiet", "--detach", str(path), commit], cwd=repo)
+
+
+def remove_worktree(repo: Path, path: Path) -> None:
+    git(["worktree", "remove", "--force", str(path)], cwd=repo, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    git(["worktree", "prune"], cwd=repo, check=False)
+
+
+def snapshot(worktree: Path) -> dict[str, str]:
+    """Stage everything and return {path: blob sha} of the index (one `git add`, one `ls-files`)."""
+    git(["add", "-A"], cwd=worktree)
+    out = git(["ls-files", "-s", "-z"], cwd=worktree)
+    files = {}
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            files[path] = meta.split()[1]
+    return files
+
+
+def changed_paths(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def content_hash(files: dict[str, str], globs: list[str]) -> str:
+    """Hash of the editable part of a snapshot: equal code gives an equal key."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        if matches(path, globs):
+            h.update(f"{path}\0{files[path]}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def restore(worktree: Path, paths: list[str], commit: str = "HEAD") -> None:
+    """Put paths back as they are in commit (deleting those it does not have)."""
+    tracked = set(git(["ls-tree", "-r", "--name-only", "-z", commit, "--", *paths],
+                      cwd=worktree).split("\0")) - {""}
+    if tracked:
+        git(["checkout", commit, "--", *sorted(tracked)], cwd=worktree)
+    for path in set(paths) - tracked:
+        git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], cwd=worktree)
+        (worktree / path).unlink(missing_ok=True)
+
+
+def commit(worktree: Path, message: str) -> str:
+    git(["commit", "--quiet", "--no-verify", "-m", message], cwd=worktree)
+    return head(worktree)
+
+
+def files_at(repo: Path, commit: str) -> dict[str, str]:
+    out = git(["ls-tree", "-r", "-z", commit], cwd=repo)
+    files = {}
+    for entry in out.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            files[path] = meta.split()[2]
+    return files
+
+
+class NotesWriter:
+    """The one writer of refs/notes/adrs for a repo: every note goes through its lock."""
+
+    def __init__(self, repo: Path):
+        self.repo = repo
+        self._lock = threading.Lock()
+
+    def write(self, commit: str, data: dict) -> None:
+        text = json.dumps(data, sort_keys=True, indent=1)
+        with self._lock:
+            git(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit], cwd=self.repo,
+                input=text)
+
+
+def read_note(repo: Path, commit: str) -> dict | None:
+    out = git(["notes", "--ref", NOTES_REF, "show", commit], cwd=repo, check=False)
+    return json.loads(out) if out.strip() else None
+
+
+def noted_commits(repo: Path) -> set[str]:
+    out = git(["notes", "--ref", NOTES_REF, "list"], cwd=repo, check=False)
+    return {line.split()[1] for line in out.splitlines() if line.strip()}

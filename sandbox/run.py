@@ -1,0 +1,126 @@
+"""Run one command under isolation, with a wall-clock timeout, a memory limit and a clean env.
+
+The command runs in its own session (process group); at the timeout the whole group is
+killed, and so is anything it left behind when it exits. Secrets never reach it: the
+environment is scrubbed of anything that looks like a key, token, password or cloud
+credential, and HOME/TMPDIR point at a private temp folder. With network off, the command
+runs in a new network namespace (`unshare -n`) where the machine allows one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SECRET_NAME = re.compile(
+    r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|SESSION|COOKIE)"
+    r"|^(AWS|AZURE|GOOGLE|GCP|GCLOUD|CLOUDSDK|ANTHROPIC|OPENAI|HF|HUGGING_FACE|GH|GITHUB|"
+    r"GITLAB|DOCKER|KUBE|VAULT|NPM|PYPI|TWINE|SLACK|DATABASE|PG)_"
+    r"|^SSH_AUTH_SOCK$|^KUBECONFIG$",
+    re.IGNORECASE,
+)
+
+
+def scrub_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment without anything that could be a secret."""
+    return {k: v for k, v in env.items() if not SECRET_NAME.search(k)}
+
+
+@dataclass
+class RunResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    wall_s: float
+    killed_reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+@functools.lru_cache(maxsize=1)
+def netns_prefix() -> tuple[str, ...]:
+    """How to start a command with no network here: `unshare -n` (root) or `unshare -rn`."""
+    exe = shutil.which("unshare")
+    if not exe:
+        return ()
+    for flags in (("-n",), ("-rn",)):
+        probe = subprocess.run([exe, *flags, "true"], capture_output=True)
+        if probe.returncode == 0:
+            return (exe, *flags, "--")
+    return ()
+
+
+def limits_prefix(memory_mb: int | None) -> tuple[str, ...]:
+    """`prlimit` caps address space and core dumps in the child (fork-safe with threads)."""
+    exe = shutil.which("prlimit")
+    if not exe:
+        raise RuntimeError("prlimit (util-linux) is needed to limit candidate memory; install it")
+    as_limit = f"--as={memory_mb * 1024 * 1024}" if memory_mb else "--as=unlimited"
+    return (exe, as_limit, "--core=0", "--")
+
+
+def run(
+    argv: list[str],
+    cwd: str | Path,
+    *,
+    timeout_s: float,
+    memory_mb: int | None = None,
+    network: bool = True,
+    env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run argv in cwd; never raises for the command's own failures."""
+    base = scrub_env(dict(os.environ if env is None else env))
+    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp:
+        base.update({"HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1"})
+        base.update(extra_env or {})
+        prefix = (() if network else netns_prefix()) + limits_prefix(memory_mb)
+        out_path, err_path = Path(tmp, ".stdout"), Path(tmp, ".stderr")
+        start = time.monotonic()
+        timed_out = False
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(
+                    [*prefix, *argv], cwd=cwd, env=base, stdout=out, stderr=err,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            except OSError as e:
+                return RunResult(None, "", f"could not start {argv[0]!r}: {e}", False, 0.0,
+                                 killed_reason="start failed")
+            try:
+                returncode = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc.pid)
+                returncode = proc.wait()
+            _kill_group(proc.pid)  # stragglers the command left running
+        wall = time.monotonic() - start
+        stdout = out_path.read_text(errors="replace")
+        stderr = err_path.read_text(errors="replace")
+    reason = f"timed out after {timeout_s:g} s" if timed_out else _signal_reason(returncode)
+    return RunResult(returncode, stdout, stderr, timed_out, wall, reason)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+def _signal_reason(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"killed by {name}"
+    return ""

@@ -1,0 +1,1 @@
+"""Online bin packing policy package (the editable code)."""
