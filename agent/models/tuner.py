@@ -18,6 +18,7 @@ instance keeps it between `complete` calls, so one instance serves exactly one e
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field
@@ -199,8 +200,6 @@ def find_sites(path: str, text: str) -> list[Site]:
     newlines = [i for i, b in enumerate(data) if b == 0x0A]
 
     def line_of(offset: int) -> int:
-        import bisect
-
         return bisect.bisect_right(newlines, offset - 1) + 1 if newlines else 1
 
     sites: list[Site] = []
@@ -310,10 +309,8 @@ def mutate(site: Site, rng: np.random.Generator) -> tuple[str, str]:
         delta = max(1, int(round(abs(v) * abs(rng.normal(0.0, 0.2)))))
         sign = 1 if rng.random() < 0.5 else -1
         x = v + sign * delta
-        if v > 0 and x <= 0:
+        if v > 0 and x <= 0:  # a positive int stays positive (counts, sizes, limits)
             x = v + delta if v == 1 else 1
-        elif v < 0 and x >= 0:
-            x = v - delta if v == -1 else -1
         new_val, text = x, str(x)
     if site.bare and new_val < 0:
         text = f"({text})"
