@@ -192,9 +192,8 @@ def tasks_eval(
     task = load_task(task_dir)
     spec = task.evaluator
     stage = stage or spec.stages[0]
-    if stage not in spec.stages + ([spec.test_stage] if spec.test_stage else []):
-        fail(f"--stage {stage}: not a stage of {task.name}; use one of "
-             f"{spec.stages + ([spec.test_stage] if spec.test_stage else [])}")
+    if stage not in spec.all_stages:
+        fail(f"--stage {stage}: not a stage of {task.name}; use one of {spec.all_stages}")
     if data is not None and not data.is_dir():
         fail(f"--data {data}: no such folder")
     with tempfile.TemporaryDirectory(prefix="adrs-eval-") as tmp:

@@ -101,9 +101,9 @@ class ProgramDB:
 
     def migrate(self) -> list[tuple[str, int]]:
         """Each island's best joins the next island (ring); returns (commit, island) moves."""
+        tops = [self.elites(island, 1) for island in range(self.n_islands)]
         moves = []
-        for island in range(self.n_islands):
-            top = self.elites(island, 1)
+        for island, top in enumerate(tops):
             target = (island + 1) % self.n_islands
             if top and top[0].commit not in {c for _, c in self._ranked[target]}:
                 self._join(top[0], target)

@@ -17,8 +17,8 @@ PLACEHOLDERS = {"stage", "worktree", "data", "python"}
 KNOWN = {
     "": {"name", "brief", "repo", "evaluator", "sandbox", "description"},
     "repo": {"source", "ref", "editable"},
-    "evaluator": {"command", "cwd", "stages", "thresholds", "test_stage", "timeout_s",
-                  "direction"},
+    "evaluator": {"command", "cwd", "stages", "thresholds", "test_stage", "extra_stages",
+                  "timeout_s", "direction"},
     "sandbox": {"memory_mb", "network", "allow_run"},
 }
 
@@ -167,6 +167,15 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
     elif test_stage in stages:
         err("[evaluator] test_stage", f"{test_stage!r} is also a cascade stage",
             "the held-out stage must not be in stages")
+    extra = ev.get("extra_stages", [])
+    if not isinstance(extra, list) or not all(isinstance(s, str) and STAGE_NAME.match(s)
+                                              for s in extra):
+        err("[evaluator] extra_stages", "must be a list of stage names",
+            'e.g. extra_stages = ["leaderboard"]')
+        extra = []
+    elif set(extra) & (set(stages) | {test_stage}):
+        err("[evaluator] extra_stages", f"{sorted(set(extra) & (set(stages) | {test_stage}))} "
+            "is already a cascade or test stage", "list each stage in one place only")
     thresholds = ev.get("thresholds", {})
     if not isinstance(thresholds, dict):
         err("[evaluator] thresholds", "must be a table", "e.g. thresholds = { quick = 0.5 }")
@@ -200,7 +209,8 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
         raise TaskError(f"{len(errors)} problem(s) in {path}:\n- " + "\n- ".join(errors))
     spec = EvaluatorSpec(command=command, cwd=cwd.resolve(), stages=stages,
                          thresholds={k: float(v) for k, v in thresholds.items()},
-                         test_stage=test_stage, timeout_s=float(timeout), direction=direction,
+                         test_stage=test_stage, extra_stages=list(extra),
+                         timeout_s=float(timeout), direction=direction,
                          memory_mb=memory, network=bool(network))
     return Task(name=name, dir=task_dir, brief=brief, source=source, ref=ref,
                 editable=list(editable), evaluator=spec, allow_run=bool(allow_run))

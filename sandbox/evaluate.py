@@ -26,10 +26,15 @@ class EvaluatorSpec:
     stages: list[str]
     thresholds: dict[str, float] = field(default_factory=dict)
     test_stage: str | None = None
+    extra_stages: list[str] = field(default_factory=list)  # only `tasks eval` runs these
     timeout_s: float = 300.0
     direction: str = "maximize"
     memory_mb: int | None = 4096
     network: bool = False
+
+    @property
+    def all_stages(self) -> list[str]:
+        return self.stages + ([self.test_stage] if self.test_stage else []) + self.extra_stages
 
     def better(self, a: float | None, b: float | None) -> bool:
         """Whether score a is strictly better than b (None is worst)."""

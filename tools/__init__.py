@@ -7,6 +7,7 @@ Google-style `Args:` section = per-argument descriptions).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -71,6 +72,7 @@ def _params(fn: Callable) -> list[inspect.Parameter]:
     return list(inspect.signature(fn).parameters.values())[1:]
 
 
+@functools.cache
 def schema(fn: Callable) -> dict:
     """The tool's schema: {"name", "description", "input_schema"} for the model."""
     description, arg_docs = _doc_parts(fn)
@@ -103,7 +105,7 @@ def schemas(names: list[str] | None = None) -> list[dict]:
     unknown = [n for n in names if n not in TOOLS]
     if unknown:
         raise KeyError(f"unknown tools {unknown}; known tools: {list(TOOLS)}")
-    return [schema(TOOLS[n]) for n in names]
+    return [dict(schema(TOOLS[n])) for n in names]
 
 
 def _coerce(value: Any, kind: type) -> tuple[bool, Any]:
