@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from agent.config import SESSIONS_DIR, RunConfig
-from agent.models import ModelSpecError, parse_specs
+from agent.models import ModelSpecError, default_model, parse_specs
+from agent.models.base import ModelAuthError
 from agent.session import Session, SessionError
 from agent.task import Task, TaskError
 
@@ -42,7 +43,9 @@ def load_task(task_dir: Path) -> Task:
 @app.command()
 def solve(
     task_dir: Path = typer.Argument(..., help="Task folder (holds task.toml)."),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Model spec; repeat to mix (NAME:WEIGHT). Default: tuner."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help=RunConfig.model_fields["models"].description),
+    bandit: bool = typer.Option(False, "--bandit", help=RunConfig.model_fields["bandit"].description),
+    max_cost: float = typer.Option(DEFAULTS.max_cost_usd, "--max-cost", help=RunConfig.model_fields["max_cost_usd"].description),
     budget: int = typer.Option(DEFAULTS.budget, help=RunConfig.model_fields["budget"].description),
     workers: int = typer.Option(DEFAULTS.workers, help=RunConfig.model_fields["workers"].description),
     max_episodes: int = typer.Option(DEFAULTS.max_episodes, help=RunConfig.model_fields["max_episodes"].description),
@@ -57,8 +60,13 @@ def solve(
     task = load_task(task_dir)
     if data is not None and not data.is_dir():
         fail(f"--data {data}: no such folder")
+    why = "given with --model"
+    if not model:
+        chosen, why = default_model(dict(os.environ))
+        model = [chosen]
     try:
-        cfg = RunConfig(task_dir=str(task.dir), models=model or DEFAULTS.models, budget=budget,
+        cfg = RunConfig(task_dir=str(task.dir), models=model, bandit=bandit,
+                        max_cost_usd=max_cost, budget=budget,
                         workers=workers, max_episodes=max_episodes, wall_s=wall_s, seed=seed,
                         data_dir=str(data.resolve()) if data else None, test_at_end=not no_test)
         parse_specs(cfg.models)
@@ -66,8 +74,7 @@ def solve(
         fail(str(e))
     session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
     console.print(f"session [bold]{session.id}[/bold] in {session.dir}")
-    console.print(f"model: {', '.join(cfg.models)}"
-                  + (" (built in, no API key needed)" if cfg.models == ["tuner"] else ""))
+    console.print(f"model: {', '.join(cfg.models)} ({why})")
     _drive(session, task, cfg, resume=False)
 
 
@@ -104,11 +111,18 @@ def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool) -> None:
             solver.start()
         printer.solver = solver
         progress.update(bar, completed=solver.candidates_used)
-        best = solver.run()
+        try:
+            best = solver.run()
+        except ModelAuthError as e:
+            session.close()
+            fail(f"{e} (session {session.id} is kept; `adrs-agent resume {session.id}` "
+                 "continues it once the key is set)")
     session.close()
     base = solver.db.baseline
     console.print(f"\nfinished ({solver.stop_reason or 'done'}): {solver.candidates_used} "
-                  f"candidates in {solver.episodes_started} episodes")
+                  f"candidates in {solver.episodes_started} episodes, "
+                  f"${solver.usage.cost_usd:.4f} ({solver.usage.input_tokens} input, "
+                  f"{solver.usage.output_tokens} output tokens)")
     if base:
         console.print(f"baseline {base.commit[:10]}: {task.evaluator.stages[-1]} {_f(base.score)}"
                       f"  test {_f(base.test_score)}")
@@ -149,7 +163,8 @@ class Printer:
             console.print(
                 f"{event['commit'][:10]}  score {_f(event['score']):>10}{state}  "
                 f"vs parent {delta or 'n/a':>8}  best {_f(best.score if best else None)}  "
-                f"episode {event['episode']}  {cand.model if cand else ''}")
+                f"episode {event['episode']}  {cand.model if cand else ''}"
+                + (f"  ${self.solver.usage.cost_usd:.4f}" if self.solver.usage.cost_usd else ""))
 
 
 @app.command()

@@ -14,6 +14,8 @@ class EpisodeLimits(BaseModel):
     """Wall-clock seconds per episode."""
     max_output_chars: int = 12000
     """Longest tool result handed back to the model (head and tail are kept)."""
+    context_chars: int = 200_000
+    """Conversation size past which the oldest tool results are shortened."""
 
 
 class SearchConfig(BaseModel):
@@ -49,8 +51,16 @@ class RunConfig(BaseModel):
 
     task_dir: str
     """The task folder (holds task.toml)."""
-    models: list[str] = Field(default_factory=lambda: ["tuner"])
-    """Model specs: tuner, scripted:PATH, anthropic/NAME, openai/NAME[@URL]; NAME:WEIGHT mixes."""
+    models: list[str] = Field(default_factory=list)
+    """Model specs: tuner, scripted:PATH, anthropic/NAME, openai/NAME[@URL]; SPEC:WEIGHT mixes.
+    Empty: a Claude model with ANTHROPIC_API_KEY set, else an OpenAI one with OPENAI_API_KEY,
+    else the built-in tuner."""
+    bandit: bool = False
+    """Pick each episode's model by UCB on improvement per dollar instead of fixed weights."""
+    max_cost_usd: float = 0.0
+    """Stop starting episodes once the run has cost this much (0: no cap)."""
+    pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Price overrides per model: {input, output, cache_read, cache_write} in $ per million tokens."""
     budget: int = 40
     """Candidates (scored commits) the run may make, the baseline not counted."""
     max_episodes: int = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -137,6 +138,7 @@ def dump_toml(data: dict, prefix: str = "") -> str:
     for key, value in data.items():
         if value is None:
             continue
+        key = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
         if isinstance(value, dict):
             tables.append((key, value))
         else:

@@ -17,8 +17,10 @@ from typing import Callable
 
 from agent import prompts
 from agent.config import RunConfig
-from agent.episode import run_episode
-from agent.models import make_model, parse_specs, pick
+from agent.episode import Hooks, run_episode
+from agent.models import make_model, parse_specs
+from agent.models.base import ModelAuthError, Usage
+from agent.models.ensemble import Ensemble
 from agent.programs import Candidate, ProgramDB
 from agent.session import Session, Transcript
 from sandbox import git
@@ -52,7 +54,8 @@ class Solver:
         self.db = ProgramDB(self.spec.direction, cfg.search.islands, cfg.search.elite_size)
         self.cache = EvalCache()
         self.notes = git.NotesWriter(session.repo)
-        self.models = parse_specs(cfg.models)
+        self.ensemble = Ensemble(parse_specs(cfg.models), bandit=cfg.bandit)
+        self.usage = Usage()  # the whole run's tokens and dollars
         self.rng = random.Random(cfg.seed)
         self.listeners = listeners or []
         self.data = Path(cfg.data_dir).resolve() if cfg.data_dir else None
@@ -63,6 +66,7 @@ class Solver:
         self.since_migration = 0
         self.started = time.monotonic()
         self.stop_reason = ""
+        self.stopping = False  # set when running episodes must end after their current turn
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, type: str, **fields) -> None:
@@ -95,6 +99,10 @@ class Solver:
                 self._add(Candidate.from_dict(e["candidate"]), e["stages"], live=False)
             elif kind == "evaluated":
                 self.cache.put(e["key"], StageResult.from_dict(e["result"]))
+            elif kind == "budget":
+                self.usage.add(Usage(**e["turn_usage"]))
+            elif kind == "episode_finished":
+                self.ensemble.record(e["model"], e["improvement"], e["usage"]["cost_usd"])
         self.candidates_used = len(committed)
         git.git(["worktree", "prune"], cwd=self.session.repo, check=False)
         for path in self.session.worktrees.glob("*"):
@@ -127,13 +135,22 @@ class Solver:
                     break
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()  # a harness bug surfaces here
+                    try:
+                        future.result()  # a harness bug surfaces here
+                    except ModelAuthError as e:
+                        self.stopping, self.stop_reason = True, "auth_error"
+                        self.emit("error", kind="auth", message=str(e))
+                        wait(running)
+                        self.emit("session_finished", reason=self.stop_reason, best=None,
+                                  candidates=self.candidates_used, cost_usd=self.usage.cost_usd)
+                        raise
         best = self.db.best()
         if self.cfg.test_at_end:
             self.test(best)
         self.emit("session_finished", reason=self.stop_reason, best=best.commit if best else None,
                   best_score=best.score if best else None, candidates=self.candidates_used,
-                  episodes=self.episodes_started)
+                  episodes=self.episodes_started, cost_usd=self.usage.cost_usd)
+        self.save_totals()
         return best
 
     def _may_start(self) -> bool:
@@ -141,6 +158,9 @@ class Solver:
             (self.candidates_used >= self.cfg.budget, "budget"),
             (self.episodes_started >= self.cfg.episode_cap, "max_episodes"),
             (time.monotonic() - self.started > self.cfg.wall_s, "wall_time"),
+            (bool(self.cfg.max_cost_usd) and self.usage.cost_usd >= self.cfg.max_cost_usd,
+             "max_cost"),
+            (self.stopping, self.stop_reason or "stopped"),
         ]
         for hit, reason in reasons:
             if hit:
@@ -179,7 +199,7 @@ class Solver:
             inspirations = self.db.inspirations(parent, island, self.rng,
                                                 self.cfg.search.inspirations)
             failures = self.db.recent_failures(self.cfg.search.failures)
-            spec = pick(self.models, self.rng)
+            spec = self.ensemble.choose(self.rng)
         worktree = self.session.worktrees / f"e{n}"
         branch = f"adrs/{island}/{n}"
         git.add_worktree(self.session.repo, worktree, branch, parent.commit)
@@ -193,20 +213,57 @@ class Solver:
             ctx = self._context(state)
             messages = self._prompt(parent, inspirations, failures)
             model = make_model(spec, self.cfg, n)
-            result = run_episode(
-                model, ctx, messages, max_steps=self.cfg.episode.max_steps,
-                wall_s=self.cfg.episode.wall_s, transcript=transcript,
+            hooks = Hooks(
                 on_tool=lambda call, res: self.emit(
                     "tool_called", episode=n, tool=call.name, is_error=res.is_error,
-                    chars=len(res.text)))
+                    chars=len(res.text)),
+                on_turn=lambda turn: self._on_turn(n, spec, turn),
+                should_stop=lambda: self.stopping or self._over_cost())
+            result = run_episode(
+                model, ctx, messages, max_steps=self.cfg.episode.max_steps,
+                wall_s=self.cfg.episode.wall_s, context_chars=self.cfg.episode.context_chars,
+                transcript=transcript, hooks=hooks)
         finally:
             transcript.close()
             git.remove_worktree(self.session.repo, worktree)
             if not state.commits:
                 git.git(["branch", "-D", branch], cwd=self.session.repo, check=False)
-        self.emit("episode_finished", episode=n, reason=result.reason, steps=result.steps,
-                  commits=state.commits, summary=result.summary[:2000],
-                  usage=vars(result.usage))
+        improvement = self._improvement(parent, state.commits)
+        with self.lock:
+            self.ensemble.record(spec, improvement, result.usage.cost_usd)
+        if result.error:
+            self.emit("error", kind=result.reason, episode=n, message=result.error)
+        self.emit("episode_finished", episode=n, model=spec, reason=result.reason,
+                  steps=result.steps, commits=state.commits, summary=result.summary[:2000],
+                  usage=vars(result.usage), improvement=improvement,
+                  cost_usd=self.usage.cost_usd)
+        self.save_totals()
+
+    def _on_turn(self, n: int, spec: str, turn) -> None:
+        with self.lock:
+            self.usage.add(turn.usage)
+            total = self.usage.cost_usd
+        if turn.usage.cost_usd or turn.usage.input_tokens:
+            self.emit("budget", episode=n, model=spec, turn_usage=vars(turn.usage),
+                      cost_usd=total)
+
+    def _over_cost(self) -> bool:
+        return bool(self.cfg.max_cost_usd) and self.usage.cost_usd >= self.cfg.max_cost_usd
+
+    def _improvement(self, parent: Candidate, commits: list[str]) -> float:
+        """How much the episode's best commit beat its parent (0 if it did not)."""
+        scores = [self.db.by_commit[c].score for c in commits if c in self.db.by_commit
+                  and self.db.by_commit[c].valid and self.db.by_commit[c].score is not None]
+        if not scores or parent.score is None:
+            return 0.0
+        sign = 1.0 if self.spec.direction == "maximize" else -1.0
+        return max(0.0, max(sign * (s - parent.score) for s in scores))
+
+    def save_totals(self) -> None:
+        with self.lock:
+            totals = {**vars(self.usage), "candidates": self.candidates_used,
+                      "episodes": self.episodes_started}
+            self.session.write_config(self.cfg, self.task.name, totals=totals)
 
     def _prompt(self, parent: Candidate, inspirations: list[Candidate],
                 failures: list[Candidate]) -> list[dict]:

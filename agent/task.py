@@ -43,7 +43,7 @@ class Task:
         task_dir = Path(task_dir).resolve()
         path = task_dir / "task.toml"
         if not path.is_file():
-            raise TaskError(f"{path}: no task.toml here; a task folder needs one (see README, "
+            raise TaskError(f"{path}: no task.toml here; fix: write one (see README, "
                             "'Task format')")
         try:
             raw = tomllib.loads(path.read_text())
@@ -140,7 +140,12 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
                 ".py") and "{" not in command[1] and not (cwd / command[1]).is_file():
             err("[evaluator] command", f"script {command[1]!r} does not exist in {cwd}",
                 "write the evaluator script there or fix its name")
-        used = {f for part in command for _, f, _, _ in string.Formatter().parse(part) if f}
+        try:
+            used = {f for part in command for _, f, _, _ in string.Formatter().parse(part)
+                    if f is not None}
+        except ValueError as e:
+            err("[evaluator] command", f"bad braces ({e})", "write a literal { or } as {{ or }}")
+            used = {"worktree"}
         if used - PLACEHOLDERS:
             err("[evaluator] command", f"unknown placeholders {sorted(used - PLACEHOLDERS)}",
                 f"use only {{{'}, {'.join(sorted(PLACEHOLDERS))}}}")

@@ -99,8 +99,8 @@ def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
     last = lines[-1] if lines else ""
     try:
         data = json.loads(last)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
+        if not isinstance(data, dict) or res.returncode:
+            raise ValueError("not an object, or the evaluator crashed after printing it")
     except ValueError:
         why = res.killed_reason or f"exit code {res.returncode}"
         error = (f"evaluator crashed ({why})" if res.returncode else
@@ -108,7 +108,7 @@ def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
         return StageResult(stage, None, False, error=error, log_tail=tail,
                            feedback=f"{error}; log tail:\n{tail[-800:]}", wall_s=res.wall_s)
     score = data.get("score")
-    valid = bool(data.get("valid", True))
+    valid = data.get("valid", True) is True
     if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
         valid, error = False, f"score is not a finite number: {score!r}"
         score = None

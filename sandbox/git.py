@@ -6,10 +6,11 @@ Notes (refs/notes/adrs) are written by one writer: concurrent `git notes add` dr
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -37,14 +38,32 @@ def git(args: list[str], cwd: str | Path, *, input: str | None = None, check: bo
     return proc.stdout
 
 
+@functools.lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern:
+    """`**/` = zero or more folders, `**` = anything, `*` and `?` stay within one folder."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
 def matches(rel: str, globs: list[str]) -> bool:
     """Whether a repo-relative posix path matches a glob; `**/` also matches no folder."""
-    for pattern in globs:
-        if fnmatch.fnmatchcase(rel, pattern):
-            return True
-        if "**/" in pattern and fnmatch.fnmatchcase(rel, pattern.replace("**/", "")):
-            return True
-    return False
+    return any(_glob_regex(pattern).match(rel) for pattern in globs)
 
 
 def is_git_source(source: str) -> bool:
@@ -116,6 +135,8 @@ def content_hash(files: dict[str, str], globs: list[str]) -> str:
 
 def restore(worktree: Path, paths: list[str], commit: str = "HEAD") -> None:
     """Put paths back as they are in commit (deleting those it does not have)."""
+    if not paths:
+        return
     tracked = set(git(["ls-tree", "-r", "--name-only", "-z", commit, "--", *paths],
                       cwd=worktree).split("\0")) - {""}
     if tracked:

@@ -2,7 +2,7 @@
 
 import json
 
-from agent.episode import run_episode
+from agent.episode import Hooks, run_episode
 from agent.models.scripted import ScriptedModel
 from agent.session import Transcript
 from tools.base import ToolContext, ToolResult
@@ -32,7 +32,8 @@ def run(tmp_path, turns, max_steps=10):
     calls = []
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "go"}]
     result = run_episode(script(tmp_path, turns), ctx, messages, max_steps=max_steps, wall_s=60,
-                         transcript=transcript, on_tool=lambda c, r: calls.append((c.name, r)))
+                         context_chars=100_000, transcript=transcript,
+                         hooks=Hooks(on_tool=lambda c, r: calls.append((c.name, r))))
     transcript.close()
     lines = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
     return result, ctx, commits, calls, messages, lines

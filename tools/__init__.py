@@ -144,17 +144,17 @@ def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
     """Validate the model's arguments against the tool's signature, then run the tool."""
     fn = TOOLS.get(name)
     if fn is None:
-        return ToolResult(f"unknown tool {name!r}; the tools are: {', '.join(TOOLS)}.", is_error=True)
+        return ToolResult(f"unknown tool {name!r}; the tools are: {', '.join(TOOLS)}.", is_error=True, malformed=True)
     if arguments is None:
         arguments = {}
     spec = schema(fn)
     expected = f"Expected arguments for {name}: {json.dumps(spec['input_schema'])}"
     if not isinstance(arguments, dict):
-        return ToolResult(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}. {expected}", is_error=True)
+        return ToolResult(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}. {expected}", is_error=True, malformed=True)
     params = {p.name: p for p in _params(fn)}
     unknown = [a for a in arguments if a not in params]
     if unknown:
-        return ToolResult(f"unknown argument(s) for {name}: {', '.join(unknown)}. {expected}", is_error=True)
+        return ToolResult(f"unknown argument(s) for {name}: {', '.join(unknown)}. {expected}", is_error=True, malformed=True)
     hints = typing.get_type_hints(fn)
     kwargs: dict[str, Any] = {}
     missing = []
@@ -169,11 +169,11 @@ def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
             return ToolResult(
                 f"argument {pname!r} of {name} must be {spec['input_schema']['properties'][pname]['type']}, "
                 f"got {type(value).__name__} {value!r:.80}. {expected}",
-                is_error=True,
+                is_error=True, malformed=True,
             )
         kwargs[pname] = converted
     if missing:
-        return ToolResult(f"missing required argument(s) for {name}: {', '.join(missing)}. {expected}", is_error=True)
+        return ToolResult(f"missing required argument(s) for {name}: {', '.join(missing)}. {expected}", is_error=True, malformed=True)
     result = fn(ctx, **kwargs)
     if not isinstance(result, ToolResult):
         result = ToolResult(str(result))

@@ -19,6 +19,7 @@ from sandbox.git import matches
 class ToolResult:
     text: str
     is_error: bool = False
+    malformed: bool = False  # the call itself was wrong (unknown tool, bad arguments)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from agent.config import RunConfig
@@ -45,8 +44,17 @@ def parse_specs(specs: list[str]) -> list[ModelChoice]:
     return choices
 
 
-def pick(choices: list[ModelChoice], rng: random.Random) -> str:
-    return rng.choices([c.spec for c in choices], [c.weight for c in choices])[0]
+DEFAULT_ANTHROPIC = "anthropic/claude-sonnet-4-5"
+DEFAULT_OPENAI = "openai/gpt-5"
+
+
+def default_model(env: dict[str, str]) -> tuple[str, str]:
+    """The model to use when none is given, and why (for one line of output)."""
+    if env.get("ANTHROPIC_API_KEY"):
+        return DEFAULT_ANTHROPIC, "ANTHROPIC_API_KEY is set"
+    if env.get("OPENAI_API_KEY"):
+        return DEFAULT_OPENAI, "OPENAI_API_KEY is set"
+    return "tuner", "no ANTHROPIC_API_KEY or OPENAI_API_KEY is set; the built-in tuner needs none"
 
 
 def make_model(spec: str, cfg: RunConfig, episode: int) -> Model:

@@ -19,6 +19,7 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    error: str = ""  # set by a provider when the call was malformed (e.g. arguments not JSON)
 
 
 @dataclass
@@ -52,6 +53,14 @@ class Turn:
             "content": self.text,
             "tool_calls": [asdict(c) for c in self.tool_calls],
         }
+
+
+class ModelError(RuntimeError):
+    """The provider failed after its retries; the episode ends, the run goes on."""
+
+
+class ModelAuthError(ModelError):
+    """Credentials are missing or refused; the run stops at once with this message."""
 
 
 class Model(Protocol):

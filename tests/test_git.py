@@ -1,0 +1,270 @@
+"""sandbox.git on real repositories: init, worktrees, snapshots, restore, commits, notes, globs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from sandbox import git
+from sandbox.git import (NotesWriter, add_detached_worktree, add_worktree, changed_paths,
+                         content_hash, init_repo, matches, noted_commits, read_note,
+                         remove_worktree, restore, snapshot)
+
+EDITABLE = ["pkg/**/*.py"]
+
+
+def sh(args: list[str], cwd: Path, env: dict | None = None) -> str:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=True,
+                          env=env).stdout
+
+
+def git_env(**extra) -> dict:
+    return {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", **extra}
+
+
+@pytest.fixture
+def toy_source(tmp_path) -> Path:
+    src = tmp_path / "source"
+    (src / "pkg" / "sub").mkdir(parents=True)
+    (src / "pkg" / "policy.py").write_text("def policy():\n    return 1\n")
+    (src / "pkg" / "sub" / "util.py").write_text("X = 1\n")
+    (src / "config.txt").write_text("fixed\n")
+    (src / "pkg" / "__pycache__").mkdir()
+    (src / "pkg" / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+    return src
+
+
+@pytest.fixture
+def session_repo(tmp_path, toy_source) -> tuple[Path, str]:
+    repo = tmp_path / "session" / "repo"
+    repo.parent.mkdir()
+    base = init_repo(repo, str(toy_source))
+    return repo, base
+
+
+def test_init_repo_from_folder(session_repo):
+    repo, base = session_repo
+    assert len(base) == 40
+    assert sh(["git", "rev-list", "--count", "HEAD"], repo).strip() == "1"
+    files = sh(["git", "ls-tree", "-r", "--name-only", "HEAD"], repo).split()
+    assert sorted(files) == ["config.txt", "pkg/policy.py", "pkg/sub/util.py"]
+    assert sh(["git", "branch", "--show-current"], repo).strip() == "baseline"
+    assert sh(["git", "status", "--porcelain"], repo).strip() == ""
+    assert sh(["git", "config", "user.name"], repo).strip() == "adrs-agent"
+
+
+def test_init_repo_from_git_repo_clones(tmp_path, toy_source):
+    env = git_env()
+    sh(["git", "init", "-q", "-b", "main"], toy_source, env)
+    sh(["git", "add", "-A"], toy_source, env)
+    sh(["git", "commit", "-q", "-m", "first"], toy_source, env)
+    (toy_source / "config.txt").write_text("second\n")
+    sh(["git", "commit", "-q", "-am", "second"], toy_source, env)
+    upstream_head = sh(["git", "rev-parse", "HEAD"], toy_source).strip()
+    first = sh(["git", "rev-parse", "HEAD~1"], toy_source).strip()
+
+    repo = tmp_path / "s1" / "repo"
+    repo.parent.mkdir()
+    assert init_repo(repo, str(toy_source)) == upstream_head
+    assert sh(["git", "remote", "get-url", "origin"], repo).strip() == str(toy_source)
+    assert sh(["git", "branch", "--show-current"], repo).strip() == "baseline"
+    assert (repo / "config.txt").read_text() == "second\n"
+
+    repo2 = tmp_path / "s2" / "repo"
+    repo2.parent.mkdir()
+    assert init_repo(repo2, str(toy_source), ref=first) == first
+    assert (repo2 / "config.txt").read_text() == "fixed\n"
+
+
+def test_worktree_add_and_remove(tmp_path, session_repo):
+    repo, base = session_repo
+    wt = tmp_path / "wt1"
+    add_worktree(repo, wt, "ep-1", base)
+    assert (wt / "pkg" / "policy.py").is_file()
+    assert git.head(wt) == base
+    assert sh(["git", "branch", "--show-current"], wt).strip() == "ep-1"
+    assert str(wt) in sh(["git", "worktree", "list"], repo)
+
+    det = tmp_path / "det"
+    add_detached_worktree(repo, det, base)
+    assert git.head(det) == base
+    assert sh(["git", "branch", "--show-current"], det).strip() == ""
+
+    remove_worktree(repo, wt)
+    remove_worktree(repo, det)
+    assert not wt.exists() and not det.exists()
+    listing = sh(["git", "worktree", "list"], repo)
+    assert str(wt) not in listing and str(det) not in listing
+
+
+def test_snapshot_and_changed_paths(tmp_path, session_repo):
+    repo, base = session_repo
+    wt = tmp_path / "wt"
+    add_worktree(repo, wt, "ep", base)
+    before = snapshot(wt)
+    assert set(before) == {"config.txt", "pkg/policy.py", "pkg/sub/util.py"}
+    assert changed_paths(before, snapshot(wt)) == []
+
+    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 2\n")
+    (wt / "pkg" / "new.py").write_text("N = 1\n")
+    (wt / "pkg" / "sub" / "util.py").unlink()
+    after = snapshot(wt)
+    assert changed_paths(before, after) == ["pkg/new.py", "pkg/policy.py", "pkg/sub/util.py"]
+    assert "pkg/sub/util.py" not in after
+    assert after["config.txt"] == before["config.txt"]
+
+
+def test_restore_puts_back_non_editable_and_deletes_new(tmp_path, session_repo):
+    repo, base = session_repo
+    wt = tmp_path / "wt"
+    add_worktree(repo, wt, "ep", base)
+    before = snapshot(wt)
+    (wt / "config.txt").write_text("tampered\n")
+    (wt / "evil.sh").write_text("rm -rf /\n")
+    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 3\n")  # editable: kept
+    after = snapshot(wt)
+    outside = [p for p in changed_paths(before, after) if not matches(p, EDITABLE)]
+    assert outside == ["config.txt", "evil.sh"]
+    restore(wt, outside, base)
+    assert (wt / "config.txt").read_text() == "fixed\n"
+    assert not (wt / "evil.sh").exists()
+    assert "return 3" in (wt / "pkg" / "policy.py").read_text()
+    final = snapshot(wt)
+    assert changed_paths(before, final) == ["pkg/policy.py"]
+
+
+def test_restore_deleted_non_editable_file(tmp_path, session_repo):
+    repo, base = session_repo
+    wt = tmp_path / "wt"
+    add_worktree(repo, wt, "ep", base)
+    before = snapshot(wt)
+    (wt / "config.txt").unlink()
+    snapshot(wt)
+    restore(wt, ["config.txt"], base)
+    assert (wt / "config.txt").read_text() == "fixed\n"
+    assert changed_paths(before, snapshot(wt)) == []
+
+
+def test_content_hash(tmp_path, session_repo):
+    repo, base = session_repo
+    a, b = tmp_path / "a", tmp_path / "b"
+    add_worktree(repo, a, "a", base)
+    add_worktree(repo, b, "b", base)
+    for wt in (a, b):
+        (wt / "pkg" / "policy.py").write_text("def policy():\n    return 42\n")
+    ha, hb = content_hash(snapshot(a), EDITABLE), content_hash(snapshot(b), EDITABLE)
+    assert ha == hb
+
+    (b / "config.txt").write_text("only a non-editable change\n")
+    assert content_hash(snapshot(b), EDITABLE) == ha
+
+    (b / "pkg" / "sub" / "util.py").write_text("X = 2\n")
+    assert content_hash(snapshot(b), EDITABLE) != ha
+
+    (a / "pkg" / "extra.py").write_text("")
+    assert content_hash(snapshot(a), EDITABLE) != ha  # a new editable file changes it
+
+
+def test_commit_author_is_adrs_agent_without_home_identity(tmp_path, session_repo, monkeypatch):
+    repo, base = session_repo
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    wt = tmp_path / "wt"
+    add_worktree(repo, wt, "ep", base)
+    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 5\n")
+    snapshot(wt)
+    sha = git.commit(wt, "candidate 1")
+    assert sha != base and len(sha) == 40
+    # a plain git in the identity-less environment reads the commit
+    out = subprocess.run(["git", "log", "-1", "--format=%an%n%ae%n%cn%n%s", sha], cwd=wt,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["adrs-agent", "adrs-agent@localhost", "adrs-agent", "candidate 1"]
+    assert sh(["git", "rev-parse", f"{sha}~1"], wt).strip() == base
+    assert git.files_at(repo, sha)["pkg/policy.py"] == snapshot(wt)["pkg/policy.py"]
+
+
+def _make_commits(repo: Path, n: int) -> list[str]:
+    """n distinct commits on a side chain via commit-tree (fast, no checkout)."""
+    tree = sh(["git", "rev-parse", "HEAD^{tree}"], repo).strip()
+    parent = sh(["git", "rev-parse", "HEAD"], repo).strip()
+    env = git_env()
+    shas = []
+    for i in range(n):
+        parent = sh(["git", "commit-tree", tree, "-p", parent, "-m", f"c{i}"], repo, env).strip()
+        shas.append(parent)
+    sh(["git", "update-ref", "refs/heads/many", parent], repo)
+    return shas
+
+
+def test_notes_writer_concurrent(session_repo):
+    repo, base = session_repo
+    shas = _make_commits(repo, 200)
+    assert len(set(shas)) == 200
+    writer = NotesWriter(repo)
+    errors: list[BaseException] = []
+
+    def worker(t: int):
+        try:
+            for j in range(25):
+                i = t * 25 + j
+                writer.write(shas[i], {"i": i, "score": i / 10, "thread": t})
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert noted_commits(repo) == set(shas)
+    for i, sha in enumerate(shas):
+        assert read_note(repo, sha) == {"i": i, "score": i / 10, "thread": i // 25}
+
+
+def test_note_overwrite_and_missing(session_repo):
+    repo, base = session_repo
+    assert read_note(repo, base) is None
+    assert noted_commits(repo) == set()
+    w = NotesWriter(repo)
+    w.write(base, {"v": 1})
+    w.write(base, {"v": 2})
+    assert read_note(repo, base) == {"v": 2}
+    assert noted_commits(repo) == {base}
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("pkg/a.py", True),
+    ("pkg/x/a.py", True),
+    ("pkg/x/y/a.py", True),
+    ("other/a.py", False),
+    ("pkg/a.txt", False),
+    ("a.py", False),
+    ("pkgx/a.py", False),
+])
+def test_matches_double_star(path, expected):
+    assert matches(path, ["pkg/**/*.py"]) is expected
+
+
+def test_matches_several_globs():
+    assert matches("README.md", ["pkg/**/*.py", "README.md"])
+    assert not matches("README.txt", ["pkg/**/*.py", "README.md"])
+    assert matches("a.py", ["**/*.py"])
+    assert matches("x/y/a.py", ["**/*.py"])
+    assert not matches("a.py", [])
+
+
+def test_matches_single_star_stays_in_its_folder():
+    assert matches("pkg/a.py", ["pkg/*.py"])
+    assert not matches("pkg/sub/a.py", ["pkg/*.py"])
