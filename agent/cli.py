@@ -89,6 +89,9 @@ def resume(
         session = Session.find(sessions_dir, session_id)
     except SessionError as e:
         fail(str(e))
+    if session.runner():
+        fail(f"session {session.id} is still being run by process {session.runner()}; "
+             "stop that process first")
     cfg, _ = session.read_config()
     task = load_task(Path(cfg.task_dir))
     console.print(f"resuming session [bold]{session.id}[/bold]")
@@ -104,6 +107,7 @@ def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool) -> None:
     bar = progress.add_task("candidates", total=cfg.budget)
     printer = Printer(progress, bar)
     solver = Solver(session, task, cfg, listeners=[printer])
+    session.claim()
     with progress:
         if resume:
             solver.restore()

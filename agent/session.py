@@ -71,6 +71,22 @@ class Session:
                                f"{', '.join(p.name for p in found)}; give more of the id")
         return cls(found[-1])
 
+    # -- who runs it ----------------------------------------------------------------------
+    def claim(self) -> None:
+        """Mark this process as the session's runner (resume refuses while it lives)."""
+        (self.dir / "run.pid").write_text(str(os.getpid()))
+
+    def runner(self) -> int | None:
+        """The pid of a live process still running this session, if any."""
+        try:
+            pid = int((self.dir / "run.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        if pid == os.getpid() or b"adrs-agent" not in cmdline and b"agent" not in cmdline:
+            return None
+        return pid
+
     # -- config ---------------------------------------------------------------------------
     def write_config(self, cfg: RunConfig, task_name: str, **extra: Any) -> None:
         data = {"format_version": FORMAT_VERSION, "task": task_name, **extra,

@@ -104,6 +104,9 @@ class Solver:
             elif kind == "episode_finished":
                 self.ensemble.record(e["model"], e["improvement"], e["usage"]["cost_usd"])
         self.candidates_used = len(committed)
+        stale = git.clear_stale_locks(self.session.repo)
+        if stale:
+            self.session.emit("repaired", removed_locks=stale)
         git.git(["worktree", "prune"], cwd=self.session.repo, check=False)
         for path in self.session.worktrees.glob("*"):
             git.remove_worktree(self.session.repo, path)

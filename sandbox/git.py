@@ -94,18 +94,36 @@ def head(worktree: Path) -> str:
     return git(["rev-parse", "HEAD"], cwd=worktree).strip()
 
 
+# `git worktree add/remove/prune` share .git/worktrees: one at a time per process
+_WORKTREES = threading.Lock()
+
+
 def add_worktree(repo: Path, path: Path, branch: str, start: str) -> None:
-    git(["worktree", "add", "--quiet", "-B", branch, str(path), start], cwd=repo)
+    with _WORKTREES:
+        git(["worktree", "add", "--quiet", "-B", branch, str(path), start], cwd=repo)
 
 
 def add_detached_worktree(repo: Path, path: Path, commit: str) -> None:
-    git(["worktree", "add", "--quiet", "--detach", str(path), commit], cwd=repo)
+    with _WORKTREES:
+        git(["worktree", "add", "--quiet", "--detach", str(path), commit], cwd=repo)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
-    git(["worktree", "remove", "--force", str(path)], cwd=repo, check=False)
-    shutil.rmtree(path, ignore_errors=True)
-    git(["worktree", "prune"], cwd=repo, check=False)
+    with _WORKTREES:
+        git(["worktree", "remove", "--force", str(path)], cwd=repo, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        git(["worktree", "prune"], cwd=repo, check=False)
+
+
+def clear_stale_locks(repo: Path) -> list[str]:
+    """Remove the lock files a killed git left behind. Only call it when no other process
+    works on this repo (resume, after checking the old run is gone)."""
+    gitdir = repo / ".git"
+    removed = []
+    for path in list(gitdir.rglob("*.lock")) + list(gitdir.glob("worktrees/*/locked")):
+        path.unlink(missing_ok=True)
+        removed.append(str(path.relative_to(gitdir)))
+    return removed
 
 
 def snapshot(worktree: Path) -> dict[str, str]:

@@ -110,3 +110,31 @@ def test_malformed_line_names_file_and_line(tmp_path, bad):
         ScriptedModel(path)
     msg = str(info.value)
     assert "broken.jsonl" in msg and ":4:" in msg
+
+
+def test_a_saved_transcript_replays(tmp_path):
+    """A session transcript is itself a script: its assistant turns come back in order."""
+    import json as _json
+
+    from agent.models.scripted import ScriptedModel as _Scripted
+
+    lines = [
+        {"format_version": 1, "episode": 3, "model": "anthropic/x"},
+        {"message": {"role": "system", "content": "sys"}},
+        {"step": 1, "message": {"role": "assistant", "content": "look", "tool_calls": [
+            {"id": "t1", "name": "read_file", "arguments": {"path": "a.py"}, "error": ""}]},
+         "usage": {"input_tokens": 7, "output_tokens": 2, "cost_usd": 0.5}, "stop_reason": "tool_use"},
+        {"message": {"role": "tool", "tool_call_id": "t1", "name": "read_file", "content": "x",
+                     "is_error": False}},
+        {"step": 2, "message": {"role": "assistant", "content": "done", "tool_calls": [
+            {"id": "t2", "name": "finish", "arguments": {"summary": "ok"}}]}},
+    ]
+    path = tmp_path / "3.jsonl"
+    path.write_text("\n".join(_json.dumps(x) for x in lines))
+    model = _Scripted(path)
+    first = model.complete([], [])
+    assert (first.text, first.tool_calls[0].name, first.tool_calls[0].arguments) == (
+        "look", "read_file", {"path": "a.py"})
+    assert first.usage.input_tokens == 7 and first.usage.cost_usd == 0.5
+    second = model.complete([], [])
+    assert second.tool_calls[0].arguments == {"summary": "ok"}

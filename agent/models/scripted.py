@@ -5,7 +5,8 @@ One turn per line:
     {"text": "...", "tool_calls": [{"name": "edit", "arguments": {...}, "id": "optional"}],
      "usage": {"input_tokens": 10, "output_tokens": 5}}
 
-Blank lines and lines starting with `#` are skipped. In every string inside "arguments"
+Blank lines and lines starting with `#` are skipped. A saved transcript
+(sessions/<id>/transcripts/<episode>.jsonl) is a script too: its assistant turns replay. In every string inside "arguments"
 (recursively) and in "text", `{episode}` becomes the episode number and `{turn}` the
 0-based index of the replayed turn (plain str.replace, so other braces survive). Each
 instance replays the file from the top; once the script is exhausted every turn is a
@@ -53,6 +54,10 @@ def load_script(path: str | Path) -> list[dict[str, Any]]:
                 raise bad(f"not JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
                 raise bad("expected a JSON object")
+            if "format_version" in obj or "message" in obj:  # a line of a saved transcript
+                obj = _from_transcript(obj)
+                if obj is None:
+                    continue
             unknown = set(obj) - {"text", "tool_calls", "usage", "stop_reason"}
             if unknown:
                 raise bad(f"unknown keys {sorted(unknown)}")
@@ -84,6 +89,20 @@ def load_script(path: str | Path) -> list[dict[str, Any]]:
                 raise bad('"stop_reason" must be a string')
             turns.append(obj)
     return turns
+
+
+def _from_transcript(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The assistant turn in a transcript line (transcripts/<episode>.jsonl), else None."""
+    message = record.get("message")
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return None
+    calls = [{k: c[k] for k in ("id", "name", "arguments") if k in c}
+             for c in message.get("tool_calls") or []]
+    usage = {k: v for k, v in (record.get("usage") or {}).items() if k in _USAGE_FIELDS}
+    turn = {"text": message.get("content") or "", "tool_calls": calls, "usage": usage}
+    if record.get("stop_reason"):
+        turn["stop_reason"] = record["stop_reason"]
+    return turn
 
 
 class ScriptedModel:
