@@ -67,6 +67,8 @@ class Solver:
         self.started = time.monotonic()
         self.stop_reason = ""
         self.stopping = False  # set when running episodes must end after their current turn
+        # what candidate code must never read: held-out results, the agents' transcripts
+        self.hidden = [session.heldout_logs, session.transcripts, task.dir]
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, type: str, **fields) -> None:
@@ -183,7 +185,7 @@ class Solver:
             try:
                 log = self.session.heldout_logs / cand.commit[:10] / f"{self.spec.test_stage}.log"
                 result = run_stage(self.spec, path, self.spec.test_stage, python=sys.executable,
-                                   data=self.data, log_path=log)
+                                   data=self.data, log_path=log, hide=self.hidden)
             finally:
                 git.remove_worktree(self.session.repo, path)
             cand.test_score = result.score
@@ -345,7 +347,8 @@ class Solver:
 
     def _run_command(self, state: EpisodeState, command: str, timeout_s: float) -> ToolResult:
         res = sandbox_run.run(["bash", "-c", command], state.worktree, timeout_s=timeout_s,
-                              memory_mb=self.spec.memory_mb, network=False)
+                              memory_mb=self.spec.memory_mb, network=False,
+                              writable=[state.worktree], hide=self.hidden)
         out = (res.stdout + ("\n[stderr]\n" + res.stderr if res.stderr else "")).strip()
         status = res.killed_reason or f"exit code {res.returncode}"
         return ToolResult(f"{status}\n{out or '(ran, printed nothing)'}",
@@ -355,7 +358,8 @@ class Solver:
     def _stage(self, key: str, worktree: Path, stage: str, label: str) -> StageResult:
         def compute() -> StageResult:
             return run_stage(self.spec, worktree, stage, python=sys.executable, data=self.data,
-                             log_path=self.session.logs / label / f"{stage}.log")
+                             log_path=self.session.logs / label / f"{stage}.log",
+                             hide=self.hidden)
         result, hit = self.cache.get_or_run(key, stage, compute)
         if not hit:
             self.emit("evaluated", key=key, stage=stage, score=result.score, valid=result.valid,

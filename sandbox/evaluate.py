@@ -122,11 +122,14 @@ def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
 
 
 def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
-              data: Path | None = None, log_path: Path | None = None) -> StageResult:
+              data: Path | None = None, log_path: Path | None = None,
+              hide: list[Path] = ()) -> StageResult:
+    """One stage on a worktree. Candidate code runs inside the evaluator process, so the
+    sandbox makes the worktree, the evaluator and the data read-only and hides `hide`."""
     argv = format_command(spec.command, stage, worktree, data, python)
     extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else ""}
     res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s, memory_mb=spec.memory_mb,
-                          network=spec.network, extra_env=extra)
+                          network=spec.network, extra_env=extra, hide=list(hide))
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(f"$ {' '.join(argv)}\n{res.stdout}\n--- stderr ---\n{res.stderr}")

@@ -70,6 +70,46 @@ def limits_prefix(memory_mb: int | None) -> tuple[str, ...]:
     return (exe, as_limit, "--core=0", "--")
 
 
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    exe = shutil.which("bwrap")
+    if not exe:
+        return False
+    probe = subprocess.run([exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                            "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def isolation(requested: str | None = None) -> str:
+    """`bwrap` (read-only filesystem but for the worktree and temp; hidden paths; no network;
+    own pid namespace) where it works, else `process`. ADRS_ISOLATION overrides `auto`."""
+    mode = requested or os.environ.get("ADRS_ISOLATION") or "auto"
+    if mode not in ("auto", "bwrap", "process"):
+        raise ValueError(f"isolation {mode!r}: use auto, bwrap or process")
+    if mode == "auto":
+        return "bwrap" if bwrap_works() else "process"
+    if mode == "bwrap" and not bwrap_works():
+        raise RuntimeError("bwrap isolation asked for, but bwrap is missing or cannot make "
+                           "namespaces here; install bubblewrap or use isolation 'process'")
+    return mode
+
+
+def bwrap_prefix(cwd: Path, tmp: str, writable: list[Path], hide: list[Path],
+                 network: bool) -> tuple[str, ...]:
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--bind", tmp, tmp]
+    for path in writable:
+        args += ["--bind", str(path), str(path)]
+    for path in hide:
+        if Path(path).is_dir():
+            args += ["--tmpfs", str(path)]
+    if not network:
+        args.append("--unshare-net")
+    args += ["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", str(cwd), "--"]
+    return tuple(args)
+
+
 def run(
     argv: list[str],
     cwd: str | Path,
@@ -79,14 +119,27 @@ def run(
     network: bool = True,
     env: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
+    writable: list[Path] = (),
+    hide: list[Path] = (),
+    mode: str | None = None,
 ) -> RunResult:
-    """Run argv in cwd; never raises for the command's own failures."""
+    """Run argv in cwd; never raises for the command's own failures.
+
+    Under bwrap, only `writable` paths and a private temp folder can be written and `hide`
+    folders appear empty; under plain process isolation those two are not enforced.
+    """
     base = scrub_env(dict(os.environ if env is None else env))
-    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="adrs-out-") as capture:
         base.update({"HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1"})
         base.update(extra_env or {})
-        prefix = (() if network else netns_prefix()) + limits_prefix(memory_mb)
-        out_path, err_path = Path(tmp, ".stdout"), Path(tmp, ".stderr")
+        jailed = isolation(mode) == "bwrap"
+        if jailed:
+            jail = bwrap_prefix(Path(cwd), tmp, list(writable), [Path(capture), *hide], network)
+        else:
+            jail = () if network else netns_prefix()
+        prefix = jail + limits_prefix(memory_mb)
+        out_path, err_path = Path(capture, "stdout"), Path(capture, "stderr")
         start = time.monotonic()
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -106,6 +159,8 @@ def run(
                 returncode = proc.wait()
             _kill_group(proc.pid)  # stragglers the command left running
         wall = time.monotonic() - start
+        if jailed and returncode is not None and 128 < returncode < 128 + 65:
+            returncode = 128 - returncode  # bwrap reports a child killed by signal N as 128+N
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
     reason = f"timed out after {timeout_s:g} s" if timed_out else _signal_reason(returncode)

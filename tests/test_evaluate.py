@@ -16,6 +16,13 @@ from sandbox.evaluate import (CascadeResult, EvalCache, EvaluatorSpec, StageResu
 PY = sys.executable
 
 
+@pytest.fixture(autouse=True)
+def process_isolation(monkeypatch):
+    """These evaluators count their stages in files of their own folder, which the bwrap
+    sandbox makes read-only; isolation itself is tested in test_sandbox_run.py."""
+    monkeypatch.setenv("ADRS_ISOLATION", "process")
+
+
 def make_spec(tmp_path: Path, body: str, **kw) -> EvaluatorSpec:
     ev = tmp_path / "evaluator"
     ev.mkdir(exist_ok=True)

@@ -98,7 +98,7 @@ def test_home_and_tmpdir_private_and_removed(tmp_path, monkeypatch):
 def test_hanging_command_and_grandchild_killed(tmp_path):
     pidfile = tmp_path / "grandchild.pid"
     script = f"sleep 60 & echo $! > {pidfile}; sleep 60"
-    res = run(["bash", "-c", script], tmp_path, timeout_s=1)
+    res = run(["bash", "-c", script], tmp_path, timeout_s=1, mode="process")
     assert res.timed_out is True
     assert not res.ok
     assert "timed out" in res.killed_reason
@@ -108,7 +108,8 @@ def test_hanging_command_and_grandchild_killed(tmp_path):
 
 def test_background_straggler_killed_after_normal_exit(tmp_path):
     pidfile = tmp_path / "straggler.pid"
-    res = run(["bash", "-c", f"sleep 60 & echo $! > {pidfile}; exit 0"], tmp_path, timeout_s=30)
+    res = run(["bash", "-c", f"sleep 60 & echo $! > {pidfile}; exit 0"], tmp_path, timeout_s=30,
+              mode="process")
     assert res.returncode == 0
     assert res.timed_out is False
     pid = int(pidfile.read_text().strip())
@@ -219,3 +220,66 @@ def test_runresult_ok():
     assert RunResult(0, "", "", False, 0.0).ok
     assert not RunResult(0, "", "", True, 0.0).ok
     assert not RunResult(None, "", "", False, 0.0).ok
+
+
+# -- bwrap isolation: the filesystem is read-only but for the worktree and temp ---------------
+
+needs_bwrap = pytest.mark.skipif(not sandbox_run.bwrap_works(),
+                                 reason="bubblewrap is not installed or cannot make namespaces")
+
+
+@needs_bwrap
+def test_bwrap_writes_only_where_allowed(tmp_path):
+    wt, outside = tmp_path / "wt", tmp_path / "outside"
+    wt.mkdir()
+    outside.mkdir()
+    script = (f"touch {wt}/ok; touch {outside}/bad 2>/dev/null || echo refused; "
+              'touch "$TMPDIR/tmp_ok" && echo tmp-writable')
+    res = run(["bash", "-c", script], wt, timeout_s=30, writable=[wt], mode="bwrap")
+    assert res.ok, res.stderr
+    assert (wt / "ok").exists() and not (outside / "bad").exists()
+    assert "refused" in res.stdout and "tmp-writable" in res.stdout
+
+
+@needs_bwrap
+def test_bwrap_hides_folders(tmp_path):
+    secret = tmp_path / "heldout"
+    secret.mkdir()
+    (secret / "answers.txt").write_text("42")
+    res = run(["bash", "-c", f"ls -A {secret}; cat {secret}/answers.txt 2>&1 || true"],
+              tmp_path, timeout_s=30, hide=[secret], mode="bwrap")
+    assert "42" not in res.stdout
+    assert (secret / "answers.txt").read_text() == "42"  # hidden, not harmed
+
+
+@needs_bwrap
+def test_bwrap_kills_the_whole_tree_at_the_timeout(tmp_path):
+    token = "61.73519"
+    res = run(["bash", "-c", f"sleep {token} & sleep {token}"], tmp_path, timeout_s=1,
+              mode="bwrap")
+    assert res.timed_out is True
+
+    def alive() -> list[int]:
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if token.encode() in (proc / "cmdline").read_bytes():
+                        pids.append(int(proc.name))
+                except OSError:
+                    continue
+        return [p for p in pids if not _gone_or_zombie(p)]
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive() == []
+
+
+@needs_bwrap
+def test_bwrap_output_capture_cannot_be_forged(tmp_path):
+    """The candidate cannot overwrite the files its output is captured in."""
+    script = ("import os, glob; print('real'); "
+              "[open(p, 'w').write('{\"score\": 1e9}') for p in glob.glob('/tmp/adrs-out-*/*')]")
+    res = run([sys.executable, "-c", script], tmp_path, timeout_s=30, mode="bwrap")
+    assert res.stdout.strip() == "real"

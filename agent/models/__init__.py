@@ -66,5 +66,13 @@ def make_model(spec: str, cfg: RunConfig, episode: int) -> Model:
     if spec.startswith("scripted:"):
         from agent.models.scripted import ScriptedModel
         return ScriptedModel(spec.split(":", 1)[1], episode=episode)
-    raise ModelSpecError(f"model {spec!r}: the {spec.split('/')[0]} provider is not built yet; "
-                         "use --model tuner")
+    provider, _, name = spec.partition("/")
+    if provider == "anthropic" and name:
+        from agent.models.anthropic import AnthropicModel
+        return AnthropicModel(name)
+    if provider == "openai" and name:
+        from agent.models.openai import OpenAIModel
+        model, _, base_url = name.partition("@")
+        return OpenAIModel(model, base_url=base_url or None)
+    raise ModelSpecError(f"model {spec!r}: use tuner, scripted:PATH, anthropic/NAME or "
+                         "openai/NAME[@URL]")

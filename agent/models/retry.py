@@ -5,12 +5,16 @@ logged, reported to `on_retry`, and bounded by the model's settings. What is ret
 429, 408, 409, 5xx (529 overloaded included), an error event in the middle of a stream,
 timeouts and dropped connections. 401/403 raise ModelAuthError at once, naming the variable
 to set; other 4xx raise ModelError at once (retrying a bad request does not fix it).
+
+Also shared by both providers: `parse_arguments`, which turns a tool call's JSON text into
+arguments or an error the model is shown.
 """
 
 from __future__ import annotations
 
 import email.utils
 import importlib
+import json
 import logging
 import random
 import time
@@ -144,3 +148,21 @@ class Retrier:
                     self.on_retry({"model": self.name, "attempt": attempt, "error": what,
                                    "delay_s": round(wait, 3)})
                 self.sleep(wait)
+
+
+def parse_arguments(raw: str, cut: bool) -> tuple[dict[str, Any], str]:
+    """(arguments, error) from the JSON text of a tool call."""
+    if not raw.strip():
+        return {}, ""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        if cut:
+            return {}, ("the reply was cut off by the output token limit while writing this "
+                        "call's arguments; nothing was run. Make smaller steps (shorter edits, "
+                        "one call at a time).")
+        return {}, (f"arguments were not valid JSON ({e.msg}, at character {e.pos}): "
+                    f"{raw[:200]!r}. Send the arguments as one JSON object.")
+    if not isinstance(value, dict):
+        return {}, f"arguments must be a JSON object, got {type(value).__name__}: {raw[:200]!r}"
+    return value, ""

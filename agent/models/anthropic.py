@@ -1,0 +1,203 @@
+"""`anthropic/<model>`: the Messages API with tools, through the official SDK.
+
+Always streams (the SDK refuses non-streaming calls with a large max_tokens) and assembles
+the reply from the raw events, `input_json_delta` included, so a tool call whose arguments
+are not valid JSON becomes a ToolCall with `error` instead of an exception. The stable prefix
+(tool schemas, system prompt, first user message) and the growing conversation carry
+`cache_control` breakpoints. The SDK's own environment (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,
+...) is left to the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import anthropic
+
+from agent.models import pricing
+from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
+from agent.models.retry import Retrier, parse_arguments
+
+KEY_VAR = "ANTHROPIC_API_KEY"
+EPHEMERAL = {"type": "ephemeral"}
+STOP_REASONS = {"tool_use": "tool_use", "end_turn": "end_turn", "max_tokens": "max_tokens",
+                "stop_sequence": "end_turn", "pause_turn": "end_turn", "refusal": "end_turn",
+                "model_context_window_exceeded": "max_tokens"}
+
+
+class AnthropicModel:
+    """One episode's conversation with a Claude model."""
+
+    def __init__(self, model: str, *, max_tokens: int = 16000, thinking: int | str = 0,
+                 temperature: float | None = None, cache: bool = True,
+                 max_retries: int = 6, base_delay_s: float = 1.0, max_delay_s: float = 60.0,
+                 timeout_s: float = 300.0, api_key: str | None = None,
+                 base_url: str | None = None, on_retry: Callable[[dict], None] | None = None):
+        """
+        Args:
+            model: the API model name, e.g. claude-sonnet-4-5.
+            max_tokens: output tokens per turn (thinking included).
+            thinking: extended thinking: a token budget (0: off) or "adaptive".
+            temperature: sampling temperature (None: the API's default; not with thinking).
+            cache: put cache_control breakpoints on the stable prefix and the conversation.
+            max_retries, base_delay_s, max_delay_s: the retry policy (see retry.py).
+            timeout_s: seconds to connect, and to wait for each piece of the stream.
+            api_key, base_url: override the SDK's environment (ANTHROPIC_API_KEY/BASE_URL).
+            on_retry: called with {"model", "attempt", "error", "delay_s"} before each retry.
+        """
+        self.model = model
+        self.name = f"anthropic/{model}"
+        self.max_tokens = max_tokens
+        self.thinking = thinking
+        self.temperature = temperature
+        self.cache = cache
+        if isinstance(thinking, int) and thinking and max_tokens <= thinking:
+            self.max_tokens = thinking + 4096  # the API wants room to answer after thinking
+        kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout_s}
+        if api_key is not None:
+            kwargs["api_key"] = api_key
+        if base_url is not None:
+            kwargs["base_url"] = base_url
+        self.client = anthropic.Anthropic(**kwargs)
+        self.retrier = Retrier(self.name, KEY_VAR, (anthropic.APIStatusError,),
+                               (anthropic.APIConnectionError,), max_retries=max_retries,
+                               base_delay_s=base_delay_s, max_delay_s=max_delay_s,
+                               on_retry=on_retry)
+        # thinking blocks must go back with the tool calls they led to; the neutral messages
+        # do not carry them, so this episode's model keeps them by first tool-call id
+        self._thinking: dict[str, list[dict[str, Any]]] = {}
+
+    # -- neutral -> Messages API -------------------------------------------------------------
+    def request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict:
+        """The keyword arguments of messages.create for this conversation."""
+        system: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = []
+
+        def add(role: str, blocks: list[dict[str, Any]]) -> None:
+            if out and out[-1]["role"] == role:
+                out[-1]["content"].extend(blocks)  # the API wants user/assistant alternating
+            else:
+                out.append({"role": role, "content": blocks})
+
+        for m in messages:
+            role = m["role"]
+            if role == "system":
+                system.append({"type": "text", "text": m["content"]})
+            elif role == "user":
+                add("user", [{"type": "text", "text": m["content"] or "(empty)"}])
+            elif role == "tool":
+                add("user", [{"type": "tool_result", "tool_use_id": m["tool_call_id"],
+                              "content": m["content"] or "(no output)",
+                              "is_error": bool(m.get("is_error"))}])
+            elif role == "assistant":
+                calls = m.get("tool_calls") or []
+                blocks = list(self._thinking.get(calls[0]["id"], [])) if calls else []
+                if m.get("content"):
+                    blocks.append({"type": "text", "text": m["content"]})
+                for c in calls:
+                    args = c.get("arguments")
+                    blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
+                                   "input": args if isinstance(args, dict) else {}})
+                add("assistant", blocks or [{"type": "text", "text": "(no reply)"}])
+            else:
+                raise ValueError(f"unknown message role {role!r}")
+        schemas = [{"name": t["name"], "description": t["description"],
+                    "input_schema": t["input_schema"]} for t in tools]
+        if self.cache:
+            if schemas:
+                schemas[-1]["cache_control"] = EPHEMERAL
+            if system:
+                system[-1]["cache_control"] = EPHEMERAL
+            users = [i for i, m in enumerate(out) if m["role"] == "user"]
+            for i in {users[0], users[-1]} if users else ():  # prefix, and the conversation
+                out[i]["content"][-1]["cache_control"] = EPHEMERAL
+        kwargs: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens,
+                                  "messages": out, "stream": True}
+        if system:
+            kwargs["system"] = system
+        if schemas:
+            kwargs["tools"] = schemas
+        if self.thinking == "adaptive":
+            kwargs["thinking"] = {"type": "adaptive"}
+        elif self.thinking:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": int(self.thinking)}
+        elif self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        return kwargs
+
+    # -- the call ----------------------------------------------------------------------------
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn:
+        kwargs = self.request(messages, tools)
+        return self.retrier.run(lambda: self._stream(kwargs))
+
+    def _stream(self, kwargs: dict[str, Any]) -> Turn:
+        try:
+            stream = self.client.messages.create(**kwargs)
+        except TypeError as e:  # the SDK found no credentials at all
+            if "authentication" in str(e).lower() or "api_key" in str(e):
+                raise ModelAuthError(f"{self.name}: no Anthropic credentials: set {KEY_VAR} "
+                                     "(or ANTHROPIC_AUTH_TOKEN)") from e
+            raise
+        blocks: dict[int, dict[str, Any]] = {}
+        usage: dict[str, int] = {}
+        stop = ""
+        with stream:
+            for event in stream:
+                kind = event.type
+                if kind == "message_start":
+                    usage.update(_usage(event.message.usage))
+                elif kind == "content_block_start":
+                    blocks[event.index] = {"block": event.content_block.to_dict(), "parts": []}
+                elif kind == "content_block_delta":
+                    d = event.delta
+                    part = {"text_delta": "text", "input_json_delta": "partial_json",
+                            "thinking_delta": "thinking", "signature_delta": "signature",
+                            }.get(d.type)
+                    if part and event.index in blocks:
+                        blocks[event.index]["parts"].append((part, getattr(d, part)))
+                elif kind == "message_delta":
+                    stop = event.delta.stop_reason or stop
+                    if event.usage is not None:
+                        usage.update(_usage(event.usage))
+        return self._turn(blocks, usage, stop)
+
+    def _turn(self, blocks: dict[int, dict[str, Any]], raw_usage: dict[str, int],
+              stop: str) -> Turn:
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
+        cut = stop == "max_tokens"
+        for _, entry in sorted(blocks.items()):
+            block, parts = entry["block"], entry["parts"]
+            joined = {key: "".join(v for k, v in parts if k == key)
+                      for key in ("text", "partial_json", "thinking", "signature")}
+            if block["type"] == "text":
+                texts.append(block.get("text", "") + joined["text"])
+            elif block["type"] == "tool_use":
+                raw = joined["partial_json"] or (json.dumps(block["input"])
+                                                 if block.get("input") else "")
+                args, error = parse_arguments(raw, cut)
+                calls.append(ToolCall(block["id"], block["name"], args, error))
+            elif block["type"] == "thinking":
+                thinking.append({"type": "thinking",
+                                 "thinking": block.get("thinking", "") + joined["thinking"],
+                                 "signature": block.get("signature", "") + joined["signature"]})
+            elif block["type"] == "redacted_thinking":
+                thinking.append({"type": "redacted_thinking", "data": block.get("data", "")})
+        if calls and thinking:
+            self._thinking[calls[0].id] = thinking
+        usage = Usage(input_tokens=raw_usage.get("input_tokens", 0),
+                      output_tokens=raw_usage.get("output_tokens", 0),
+                      cache_read_tokens=raw_usage.get("cache_read_input_tokens", 0),
+                      cache_write_tokens=raw_usage.get("cache_creation_input_tokens", 0))
+        usage.cost_usd = pricing.cost(self.model, usage)
+        stop_reason = STOP_REASONS.get(stop, "tool_use" if calls else "end_turn")
+        return Turn("\n\n".join(t for t in texts if t), calls, usage, stop_reason)
+
+
+def _usage(u: Any) -> dict[str, int]:
+    """The token counts an SDK usage object carries (message_delta repeats them, cumulative)."""
+    keys = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+            "cache_creation_input_tokens")
+    return {k: int(getattr(u, k)) for k in keys if getattr(u, k, None) is not None}
