@@ -294,8 +294,9 @@ class Solver:
             if self.task.allow_run else None
         return ToolContext(
             worktree=state.worktree, editable=self.task.editable, stages=self.spec.stages,
-            log_dir=self.session.logs, evaluate=lambda stage: self._evaluate_tool(state, stage),
-            commit=lambda message: self._commit_tool(state, message), run=run,
+            log_dir=self.session.logs,
+            evaluate=_git_guard(lambda stage: self._evaluate_tool(state, stage)),
+            commit=_git_guard(lambda message: self._commit_tool(state, message)), run=run,
             max_output_chars=self.cfg.episode.max_output_chars)
 
     # -- tool callbacks -------------------------------------------------------------------
@@ -317,12 +318,16 @@ class Solver:
                 return ToolResult("the run's candidate budget is spent; nothing was committed. "
                                   "Call finish with a summary.", is_error=True)
             self.candidates_used += 1  # reserved now so parallel workers cannot overshoot
-        files = git.snapshot(state.worktree)
-        changed = git.changed_paths(state.files, files)
-        outside = [p for p in changed if not git.matches(p, self.task.editable)]
-        if not changed or outside:
-            with self.lock:
-                self.candidates_used -= 1
+        sha = ""
+        try:
+            files = git.snapshot(state.worktree)
+            changed = git.changed_paths(state.files, files)
+            outside = [p for p in changed if not git.matches(p, self.task.editable)]
+            sha = git.commit(state.worktree, message) if changed and not outside else ""
+        finally:
+            if not sha:
+                with self.lock:
+                    self.candidates_used -= 1
         if not changed:
             return ToolResult("nothing to commit: the code is the same as your last commit. "
                               "Edit something first.", is_error=True)
@@ -334,7 +339,6 @@ class Solver:
                 f"commit rejected: {', '.join(outside)} may not be changed (editable: "
                 f"{', '.join(self.task.editable)}). Those paths were restored; your other "
                 "changes are still in the worktree: commit again.", is_error=True)
-        sha = git.commit(state.worktree, message)
         parent = state.head
         self.emit("candidate_committed", commit=sha, parent=parent, episode=state.n,
                   island=state.island, model=state.model, message=message, files=changed)
@@ -428,3 +432,15 @@ class Solver:
         if feedback:
             lines += ["feedback:", feedback]
         return "\n".join(lines)
+
+
+def _git_guard(fn: Callable[[str], ToolResult]) -> Callable[[str], ToolResult]:
+    """A git failure inside a tool call (say, the agent removed the worktree's .git) is the
+    agent's to hear about, not a crash of the run."""
+    def guarded(arg: str) -> ToolResult:
+        try:
+            return fn(arg)
+        except git.GitError as e:
+            return ToolResult(f"git failed in your worktree: {e}. Do not touch .git; restore "
+                              "your files and try again, or finish.", is_error=True)
+    return guarded

@@ -134,11 +134,11 @@ class AnthropicModel:
     def _stream(self, kwargs: dict[str, Any]) -> Turn:
         try:
             stream = self.client.messages.create(**kwargs)
-        except TypeError as e:  # the SDK found no credentials at all
-            if "authentication" in str(e).lower() or "api_key" in str(e):
-                raise ModelAuthError(f"{self.name}: no Anthropic credentials: set {KEY_VAR} "
-                                     "(or ANTHROPIC_AUTH_TOKEN)") from e
-            raise
+        except (TypeError, anthropic.CredentialsError) as e:  # no credentials found at all
+            if isinstance(e, TypeError) and "authentication" not in str(e).lower():
+                raise
+            raise ModelAuthError(f"{self.name}: no Anthropic credentials: set {KEY_VAR} "
+                                 f"(or ANTHROPIC_AUTH_TOKEN). The SDK said: {e}") from e
         blocks: dict[int, dict[str, Any]] = {}
         usage: dict[str, int] = {}
         stop = ""
