@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Wall time of the CBL simulators, in one process on one core.
+
+- multi_full_eval_s: the published multi-region evaluation's 34 scored runs (+ the stage-1
+  run) of the initial policy, through tasks/cbl-multi's evaluator (leaderboard stage) when
+  ../shared/data/cbl-multi-windows exists, else the 60-run generated `full` stage.
+- single_1080_eval_s: the published single-region 1,080-run evaluation (leaderboard stage on
+  ../shared/data/cbl-windows) when tasks/cbl and the windows exist.
+Each figure is the best of 3 in-process evaluations, counted from inside the evaluator
+(window loading included, interpreter start excluded). Published reference on this machine:
+55 s for 35 multi-region runs (a process per run; 3.7 s replayed in one process), 9.5 s for
+the 1,080 single-region runs. The last line is JSON.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def eval_s(task: str, stage: str, data: Path | None, repeats: int = 3) -> tuple[float, dict]:
+    best, last = float("inf"), {}
+    for _ in range(repeats):
+        cmd = [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(ROOT / "tasks" / task / "repo")]
+        if data is not None:
+            cmd += ["--data", str(data)]
+        out = subprocess.run(cmd, cwd=ROOT / "tasks" / task / "evaluator", capture_output=True,
+                             text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+        last = json.loads(out.strip().splitlines()[-1])
+        best = min(best, last["metrics"]["eval_s"])
+    return best, last
+
+
+def main() -> None:
+    figures: dict = {}
+    multi_data = SHARED / "cbl-multi-windows"
+    if multi_data.is_dir():
+        t, r = eval_s("cbl-multi", "leaderboard", multi_data)
+        figures.update(multi_full_eval_s=t, multi_runs=r["metrics"]["runs"] + 1,
+                       multi_avg_cost=r["metrics"]["avg_cost"], multi_source="published windows")
+    else:
+        t, r = eval_s("cbl-multi", "full", None)
+        figures.update(multi_full_eval_s=t, multi_runs=r["metrics"]["runs"], multi_source="generated")
+    print(f"multi-region: {figures['multi_runs']} runs in {t:.3f} s (published: 55 s, 3.7 s in-process)")
+    single_data = SHARED / "cbl-windows"
+    if (ROOT / "tasks" / "cbl").is_dir():
+        if single_data.is_dir():
+            t, r = eval_s("cbl", "leaderboard", single_data)
+        else:
+            t, r = eval_s("cbl", "full", None)
+        figures.update(single_1080_eval_s=t if r["metrics"]["runs"] == 1080 else None,
+                       single_runs=r["metrics"]["runs"], single_eval_s=t,
+                       single_avg_cost=r["metrics"]["avg_cost"])
+        print(f"single-region: {r['metrics']['runs']} runs in {t:.3f} s (published: 9.5 s)")
+    figures["published_multi_eval_s"] = 55.0
+    figures["published_single_1080_eval_s"] = 9.5
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

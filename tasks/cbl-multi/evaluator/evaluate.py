@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Sealed evaluator for the multi-region Can't-Be-Late task.
+
+Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+
+Loads ``policy/strategy.py`` of the candidate (a ``MultiRegionStrategy`` subclass or a
+leaderboard ``Solution`` file) and simulates it with the worktree's read-only ``sky_spot``
+package. quick/full/test use ``correct`` accounting on generated traces, or on the published
+windows when ``--data`` (or $ADRS_DATA) names them; ``leaderboard`` reproduces the published
+evaluator (its 1 + 34 runs, prices and quirks) and needs ``--data``.
+Prints one JSON object as the last stdout line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HOURS = 3600.0
+JOB = {"task_duration_hours": 48.0, "deadline_hours": 52.0, "restart_overhead_hours": [0.2]}
+GAP = 195.0
+LENGTH = 1107  # ticks per window
+OD_PRICE = 3.06
+
+GATE = ("stage_1_quick_check", ["us-east-1a_v100_1", "us-east-1c_v100_1"], 1)
+SCENARIOS = [  # (name, regions in index order, published number of traces)
+    ("2_zones_same_region", ["us-east-1a_v100_1", "us-east-1c_v100_1"], 8),
+    ("2_regions_east_west", ["us-east-2a_v100_1", "us-west-2a_v100_1"], 8),
+    ("3_regions_diverse", ["us-east-1a_v100_1", "us-east-2b_v100_1", "us-west-2c_v100_1"], 6),
+    ("3_zones_same_region", ["us-east-1a_v100_1", "us-east-1c_v100_1", "us-east-1d_v100_1"], 6),
+    ("5_regions_high_diversity", ["us-east-1a_v100_1", "us-east-1f_v100_1", "us-west-2a_v100_1",
+                                  "us-west-2b_v100_1", "us-east-2b_v100_1"], 4),
+    ("all_9_regions", ["us-east-2a_v100_1", "us-west-2c_v100_1", "us-east-1d_v100_1",
+                       "us-east-2b_v100_1", "us-west-2a_v100_1", "us-east-1f_v100_1",
+                       "us-east-1a_v100_1", "us-west-2b_v100_1", "us-east-1c_v100_1"], 2),
+]
+# Our stages: (scenario subset, trace indices = generator seeds or window indices)
+STAGES = {
+    "quick": ([0, 2], range(1000, 1001), range(90, 91)),
+    "full": (range(6), range(0, 10), range(0, 10)),
+    "test": (range(6), range(5000, 5010), range(50, 60)),
+}
+
+
+def emit(result: dict) -> None:
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
+
+
+def invalid(reason: str, metrics: dict | None = None) -> dict:
+    return {"score": 0.0, "valid": False, "metrics": metrics or {},
+            "feedback": "INVALID: " + reason, "artifacts": {}}
+
+
+def tb_tail(exc: BaseException, lines: int = 8) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def import_candidate(worktree: Path):
+    sys.path.insert(0, str(worktree))
+    from sky_spot import sim
+    from sky_spot.loader import load_strategy_class
+    from sky_spot.strategies.multi_strategy import MultiRegionStrategy
+    from sky_spot.traces import Generator, load_window
+    cls = load_strategy_class(worktree / "policy" / "strategy.py", MultiRegionStrategy)
+    return cls, sim, Generator, load_window
+
+
+class Traces:
+    """Aligned windows for a scenario: published files, or generated from fitted parameters."""
+
+    def __init__(self, data: Path | None, Generator, load_window):
+        self.data = data
+        self.gen = None if data else Generator.load("multi_zones")
+        self.load_window = load_window
+        self._cache: dict = {}
+
+    def get(self, zones: list[str], index: int):
+        avail, prices = [], []
+        for z in zones:
+            key = (z, index)
+            if key not in self._cache:
+                if self.data:
+                    a, p, gap = self.load_window(self.data / z / f"{index}.json")
+                    if gap != GAP:
+                        raise ValueError(f"{z}/{index}.json has gap {gap}, expected {GAP}")
+                    self._cache[key] = (a, p)
+                else:
+                    (a,), (level,) = self.gen.window([z], index, LENGTH)
+                    self._cache[key] = (a, level)
+            a, p = self._cache[key]
+            avail.append(a)
+            prices.append(p)
+        return avail, prices
+
+
+def run_many(cls, sim, traces, plan, mode):
+    """plan: list of (scenario name, zones, index). Returns per-run rows (raises on errors)."""
+    rows = []
+    for name, zones, idx in plan:
+        avail, prices = traces.get(zones, idx)
+        strategy = sim.make_strategy(cls, JOB)
+        try:
+            r = sim.simulate_run(strategy, avail, GAP, JOB["task_duration_hours"] * HOURS,
+                                 JOB["deadline_hours"] * HOURS,
+                                 JOB["restart_overhead_hours"][0] * HOURS, mode=mode,
+                                 spot_prices=prices, od_price=OD_PRICE, names=zones)
+        except Exception as exc:  # noqa: BLE001 - candidate code, reported with the run
+            r = {"error": f"{type(exc).__name__}: {exc}\n{tb_tail(exc)}"}
+        # the all-spot bound: every hour of work on the cheapest spot of the scenario
+        levels = [p if isinstance(p, float) else min(p) for p in prices]
+        r.update(scenario=name, index=idx, bound=min(levels) * JOB["task_duration_hours"])
+        rows.append(r)
+    return rows
+
+
+def summarize(rows, sim, stage: str, rounding: int | None) -> dict:
+    per: dict[str, list] = {}
+    for r in rows:
+        per.setdefault(r["scenario"], []).append(r)
+    scen_cost, metrics = {}, {}
+    for name, rs in per.items():
+        ok = []
+        for r in rs:
+            if "error" in r:
+                break  # published rule: a failed run ends its scenario
+            ok.append(r)
+        if ok:
+            scen_cost[name] = sum(r["cost"] for r in ok) / len(ok)
+    ok_rows = [r for r in rows if "error" not in r]
+    avg_cost = sum(scen_cost.values()) / len(scen_cost) if scen_cost else float("nan")
+    score = sim.score_of(avg_cost) if scen_cost else 0.0
+    if rounding is not None:
+        score = round(score, rounding)
+    ticks = sum(r["ticks"] for r in ok_rows) or 1
+    spot_share = sum(r["spot_ticks"] for r in ok_rows) / ticks
+    od_share = sum(r["od_ticks"] for r in ok_rows) / ticks
+    bound = (sum(sum(r["bound"] for r in rs) / len(rs) for rs in per.values()) / len(per))
+    metrics.update(avg_cost=avg_cost, score_rounded=round(score, 2), runs=len(rows),
+                   failed_runs=len(rows) - len(ok_rows), spot_share=spot_share,
+                   on_demand_share=od_share, idle_share=1 - spot_share - od_share,
+                   preemptions=sum(r["preemptions"] for r in ok_rows),
+                   region_switches=sum(r["switches"] for r in ok_rows),
+                   deadline_misses=sum(1 for r in ok_rows if r["missed"]),
+                   min_slack_h=min((r["slack_s"] for r in ok_rows), default=0.0) / HOURS,
+                   all_spot_bound_cost=bound, gap_to_bound=avg_cost - bound)
+    for name, c in scen_cost.items():
+        metrics[f"cost_{name}"] = c
+    worst = sorted(scen_cost.items(), key=lambda kv: -kv[1])[:3]
+    fb = [f"{stage}: score {score:.4f} (avg_cost {avg_cost:.4f} $ over {len(scen_cost)} scenarios, "
+          f"{len(rows)} runs). 0 = on-demand only (146.88 $), 100 = all hours on 0.9731 $/h spot.",
+          "costliest scenarios: " + ", ".join(f"{n} {c:.2f} $" for n, c in worst),
+          f"time shares: spot {spot_share:.1%}, on-demand {od_share:.1%}, idle {1 - spot_share - od_share:.1%}; "
+          f"{metrics['preemptions']} preemptions, {metrics['region_switches']} region switches",
+          f"all-spot lower bound (cheapest zone's spot for all 48 h) {bound:.2f} $: gap {avg_cost - bound:.2f} $",
+          f"tightest finish: {metrics['min_slack_h']:.3f} h before the deadline"]
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        r = failed[0]
+        fb.append(f"{len(failed)} run(s) failed; first: {r['scenario']} #{r['index']}: {r['error']}")
+    result = {"score": score, "valid": not failed, "metrics": metrics, "feedback": "\n".join(fb),
+              "artifacts": {"runs": "\n".join(
+                  f"{r['scenario']} #{r['index']}: " + (f"ERROR {r['error'].splitlines()[0]}" if "error" in r else
+                  f"cost {r['cost']:.4f} finish {r['finish_s'] / HOURS:.3f} h spot {r['spot_ticks']} "
+                  f"od {r['od_ticks']} idle {r['idle_ticks']} preempt {r['preemptions']} "
+                  f"switch {r['switches']}") for r in rows)}}
+    return result
+
+
+def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
+    if stage not in STAGES and stage != "leaderboard":
+        return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
+    if data is not None and not data.is_dir():
+        return invalid(f"--data {data}: no such folder")
+    try:
+        cls, sim, Generator, load_window = import_candidate(worktree)
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit from candidate code
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return invalid(f"loading policy/strategy.py failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+    traces = Traces(data, Generator, load_window)
+    if stage == "leaderboard":
+        if data is None:
+            return invalid("the leaderboard stage needs the published windows: "
+                           "--data ../shared/data/cbl-multi-windows")
+        gate = run_many(cls, sim, traces, [(GATE[0], GATE[1], 0)], "leaderboard")
+        if "error" in gate[0]:
+            return invalid(f"stage 1 ({GATE[0]}) failed: {gate[0]['error']}")
+        plan = [(n, z, i) for n, z, k in SCENARIOS for i in range(k)]
+        result = summarize(run_many(cls, sim, traces, plan, "leaderboard"), sim, stage, 2)
+        result["valid"] = True  # published: failed stage-2 runs only shorten their scenario
+        return result
+    scen, seeds, windows = STAGES[stage]
+    indices = windows if data else seeds
+    plan = [(SCENARIOS[s][0], SCENARIOS[s][1], i) for s in scen for i in indices]
+    rows = run_many(cls, sim, traces, plan, "correct")
+    result = summarize(rows, sim, stage, None)
+    misses = [r for r in rows if "error" not in r and r["missed"]]
+    if misses and result["valid"]:
+        r = misses[0]
+        result.update(valid=False, score=0.0, feedback=(
+            f"INVALID: {len(misses)} run(s) finished after the deadline; first: {r['scenario']} "
+            f"#{r['index']} finished at {r['finish_s'] / HOURS:.3f} h > {JOB['deadline_hours']} h\n"
+            + result["feedback"]))
+    elif not result["valid"]:
+        result["score"] = 0.0
+        result["feedback"] = "INVALID: a run raised an error\n" + result["feedback"]
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", required=True)
+    ap.add_argument("--candidate", required=True)
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    data = args.data or os.environ.get("ADRS_DATA") or ""
+    t0 = time.perf_counter()
+    result = evaluate(args.stage, Path(args.candidate).resolve(), Path(data) if data else None)
+    result.setdefault("metrics", {})["eval_s"] = time.perf_counter() - t0
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Sealed evaluator for the single-region Can't-Be-Late task.
+
+Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+
+Loads ``policy/strategy.py`` of the candidate (a ``Strategy`` subclass or a leaderboard
+``Solution`` file) and simulates it with the worktree's read-only ``sky_spot`` package.
+quick/full/test use ``correct`` accounting on generated traces, or on the published windows
+when ``--data`` (or $ADRS_DATA) names them (``../shared/data/cbl-windows``); ``leaderboard``
+reproduces the published 1,080-run evaluation and needs ``--data``.
+Prints one JSON object as the last stdout line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HOURS = 3600.0
+GAP = 600.0
+LENGTH = 554  # ticks per window (92.3 h)
+OD_PRICE = 3.06
+ENVS = ["us-west-2a_k80_8", "us-west-2b_k80_1", "us-west-2b_k80_8", "us-west-2a_v100_1",
+        "us-west-2a_v100_8", "us-west-2b_v100_1"]
+DEADLINES_H = [52.0, 70.0]
+OVERHEADS_H = [0.02, 0.05, 0.10]
+DURATION_H = 48.0
+# our stages: (envs, generator seeds, window indices)
+STAGES = {
+    "quick": (ENVS[3:4], range(1000, 1001), range(290, 291)),
+    "full": (ENVS, range(0, 4), range(0, 4)),
+    "test": (ENVS, range(5000, 5004), range(150, 154)),
+}
+
+
+def emit(result: dict) -> None:
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
+
+
+def invalid(reason: str, metrics: dict | None = None) -> dict:
+    return {"score": 0.0, "valid": False, "metrics": metrics or {},
+            "feedback": "INVALID: " + reason, "artifacts": {}}
+
+
+def tb_tail(exc: BaseException, lines: int = 8) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def leaderboard_indices(n: int = 300, k: int = 30) -> list[int]:
+    """Published selection: files sorted by NAME, positions round(j*(n-1)/(k-1)), strictly rising."""
+    names = sorted(f"{i}.json" for i in range(n))
+    pos, last = [], -1
+    for j in range(k):
+        p = max(round(j * (n - 1) / (k - 1)), last + 1)
+        pos.append(p)
+        last = p
+    return [int(names[p].split(".")[0]) for p in pos]
+
+
+def import_candidate(worktree: Path):
+    sys.path.insert(0, str(worktree))
+    from sky_spot import sim
+    from sky_spot.loader import load_strategy_class
+    from sky_spot.strategies.strategy import Strategy
+    from sky_spot.traces import Generator, load_window
+    cls = load_strategy_class(worktree / "policy" / "strategy.py", Strategy)
+    return cls, sim, Generator, load_window
+
+
+def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
+    if stage not in STAGES and stage != "leaderboard":
+        return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
+    if data is not None and not data.is_dir():
+        return invalid(f"--data {data}: no such folder")
+    if stage == "leaderboard" and data is None:
+        return invalid("the leaderboard stage needs the published windows: "
+                       "--data ../shared/data/cbl-windows")
+    try:
+        cls, sim, Generator, load_window = import_candidate(worktree)
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit from candidate code
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return invalid(f"loading policy/strategy.py failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+    from sky_spot.utils import COST_K
+    spot_price = OD_PRICE / COST_K
+    if stage == "leaderboard":
+        envs, indices, mode = ENVS, leaderboard_indices(), "leaderboard"
+    else:
+        envs, seeds, windows = STAGES[stage]
+        indices, mode = (windows if data else seeds), "correct"
+    gen = None if data else Generator.load("single_envs")
+    rows = []
+    for env_name in envs:
+        for idx in indices:
+            if data:
+                avail, _, gap = load_window(data / env_name / f"{idx}.json")
+                if gap != GAP:
+                    return invalid(f"{env_name}/{idx}.json has gap {gap}, expected {GAP}")
+            else:
+                (avail,), _ = gen.window([env_name], idx, LENGTH)
+            for deadline_h in DEADLINES_H:
+                for oh in OVERHEADS_H:
+                    job = {"task_duration_hours": DURATION_H, "deadline_hours": deadline_h,
+                           "restart_overhead_hours": [oh]}
+                    name = f"{env_name} #{idx} deadline {deadline_h:g} h overhead {oh:g} h"
+                    try:
+                        st = sim.make_strategy(cls, job)
+                        r = sim.simulate_run(st, [avail], GAP, DURATION_H * HOURS, deadline_h * HOURS,
+                                             oh * HOURS, mode=mode, spot_prices=[spot_price],
+                                             od_price=OD_PRICE, names=[env_name])
+                    except Exception as exc:  # noqa: BLE001 - candidate code, named in feedback
+                        return invalid(f"run {name} failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+                    r.update(name=name, env=env_name, deadline_h=deadline_h)
+                    rows.append(r)
+    n = len(rows)
+    avg_cost = sum(r["cost"] for r in rows) / n
+    score = sim.score_of(avg_cost)
+    if stage == "leaderboard":
+        score = float(round(score))
+    ticks = sum(r["ticks"] for r in rows)
+    spot_share = sum(r["spot_ticks"] for r in rows) / ticks
+    od_share = sum(r["od_ticks"] for r in rows) / ticks
+    bound = spot_price * DURATION_H
+    metrics = {"avg_cost": avg_cost, "runs": n, "spot_share": spot_share, "on_demand_share": od_share,
+               "idle_share": 1 - spot_share - od_share,
+               "preemptions": sum(r["preemptions"] for r in rows),
+               "deadline_misses": sum(1 for r in rows if r["missed"]),
+               "min_slack_h": min(r["slack_s"] for r in rows) / HOURS,
+               "all_spot_bound_cost": bound, "gap_to_bound": avg_cost - bound}
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(f"cost_{r['env']}", []).append(r["cost"])
+        groups.setdefault(f"cost_deadline_{r['deadline_h']:g}h", []).append(r["cost"])
+    metrics.update({k: sum(v) / len(v) for k, v in groups.items()})
+    worst = sorted(((k[5:], v) for k, v in metrics.items() if k.startswith("cost_us")),
+                   key=lambda kv: -kv[1])[:3]
+    fb = [f"{stage}: score {score:.4f} (avg_cost {avg_cost:.4f} $ over {n} runs). "
+          "0 = on-demand only (146.88 $), 100 = all 48 h on 0.9731 $/h spot.",
+          "costliest environments: " + ", ".join(f"{k} {v:.2f} $" for k, v in worst),
+          f"52 h deadline {metrics['cost_deadline_52h']:.2f} $, 70 h deadline {metrics['cost_deadline_70h']:.2f} $",
+          f"time shares: spot {spot_share:.1%}, on-demand {od_share:.1%}, idle {1 - spot_share - od_share:.1%}; "
+          f"{metrics['preemptions']} preemptions",
+          f"all-spot lower bound {bound:.2f} $: gap {avg_cost - bound:.2f} $",
+          f"tightest finish: {metrics['min_slack_h']:.3f} h before the deadline"]
+    result = {"score": score, "valid": True, "metrics": metrics, "feedback": "\n".join(fb),
+              "artifacts": {"runs": "\n".join(
+                  f"{r['name']}: cost {r['cost']:.4f} finish {r['finish_s'] / HOURS:.3f} h "
+                  f"spot {r['spot_ticks']} od {r['od_ticks']} idle {r['idle_ticks']} "
+                  f"preempt {r['preemptions']}" for r in rows)}}
+    misses = [r for r in rows if r["missed"]]
+    if misses and mode == "correct":
+        r = misses[0]
+        result.update(valid=False, score=0.0, feedback=(
+            f"INVALID: {len(misses)} run(s) finished after the deadline; first: {r['name']} "
+            f"finished at {r['finish_s'] / HOURS:.3f} h\n" + result["feedback"]))
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stage", required=True)
+    ap.add_argument("--candidate", required=True)
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    data = args.data or os.environ.get("ADRS_DATA") or ""
+    t0 = time.perf_counter()
+    result = evaluate(args.stage, Path(args.candidate).resolve(), Path(data) if data else None)
+    result.setdefault("metrics", {})["eval_s"] = time.perf_counter() - t0
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
