@@ -1,0 +1,169 @@
+"""tasks/llm-sql: the sealed evaluator run as a real subprocess on temp copies of repo/."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pd = pytest.importorskip("pandas", reason="tasks/llm-sql needs pandas (pip install 'pandas<3')")
+
+TASK = Path(__file__).resolve().parents[1] / "tasks" / "llm-sql"
+EVAL_DIR = TASK / "evaluator"
+REPO = TASK / "repo"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BEER_DIR = SHARED / "data" / "llm-sql"
+
+
+def run_eval(worktree: Path, stage: str, data: str = "", env: dict | None = None) -> dict:
+    cmd = [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree), "--data", data]
+    proc = subprocess.run(cmd, cwd=EVAL_DIR, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
+    return result
+
+
+def candidate(tmp_path: Path, name: str, src: str | None = None) -> Path:
+    wt = tmp_path / name
+    shutil.copytree(REPO, wt)
+    if src is not None:
+        (wt / "solution.py").write_text(src)
+    return wt
+
+
+def with_constants(**values) -> str:
+    src = (REPO / "solution.py").read_text()
+    for key, val in values.items():
+        src, n = re.subn(rf"^{key} = .*$", f"{key} = {val!r}", src, flags=re.M)
+        assert n == 1, key
+    return src
+
+
+# A published-style identity that merges as asked: plain columns, then each group concatenated.
+IDENTITY = '''
+import pandas as pd
+class Solution:
+    def solve(self, df, early_stop=100000, row_stop=4, col_stop=2, col_merge=None, one_way_dep=None,
+              distinct_value_threshold=0.7, parallel=True):
+        df = df.copy()
+        for group in col_merge or []:
+            df["_".join(group)] = df[group].apply(lambda x: "".join(f"{v}" for v in x), axis=1)
+            df = df.drop(columns=group)
+        return df
+'''
+
+
+def test_metric_matches_a_trie():
+    sys.path.insert(0, str(EVAL_DIR))
+    try:
+        from metric import prefix_hits
+    finally:
+        sys.path.remove(str(EVAL_DIR))
+    rng = random.Random(7)
+    rows = ["".join(rng.choice("ab") for _ in range(rng.randint(0, 12))) for _ in range(400)]
+    root, want = {}, 0
+    for s in rows:
+        node, k = root, 0
+        for ch in s:
+            if ch not in node:
+                break
+            node, k = node[ch], k + 1
+        want += k
+        node = root
+        for ch in s:
+            node = node.setdefault(ch, {})
+    assert prefix_hits(rows) == (want, sum(map(len, rows)))
+
+
+@pytest.fixture(scope="module")
+def seed_quick(tmp_path_factory) -> dict:
+    return run_eval(candidate(tmp_path_factory.mktemp("llmsql"), "seed"), "quick")
+
+
+def test_seed_quick_valid(seed_quick):
+    r = seed_quick
+    assert r["valid"] is True, r["feedback"]
+    m = r["metrics"]
+    assert m["hit_reviews_1500_s1"] > m["anchor_reviews_1500_s1"] + 30
+    assert 40 < r["score"] < 100
+
+
+def test_identity_scores_near_zero_and_unmerged_is_invalid(tmp_path):
+    r = run_eval(candidate(tmp_path, "ident", IDENTITY), "quick")
+    assert r["valid"] is True, r["feedback"]
+    assert r["metrics"]["avg_hit_rate"] == r["metrics"]["anchor_hit_rate"]
+    assert r["metrics"]["normalized_hit_score"] == 0.0
+    unmerged = "class Solution:\n    def solve(self, df, **kw):\n        return df\n"
+    r = run_eval(candidate(tmp_path, "raw", unmerged), "quick")
+    assert r["valid"] is False and "col_merge group" in r["feedback"]
+
+
+def test_constant_frame_loophole_is_invalid(tmp_path):
+    # The published evaluator scored any returned frame: one constant column gave 99.995.
+    src = ("import pandas as pd\nclass Solution:\n    def solve(self, df, **kw):\n"
+           "        return pd.DataFrame({'x': ['A' * 50] * len(df)})\n")
+    r = run_eval(candidate(tmp_path, "const", src), "quick")
+    assert r["valid"] is False and r["score"] == 0.0
+    assert "fields" in r["feedback"]
+
+
+def test_dropped_or_duplicated_rows_are_invalid(tmp_path):
+    def body(tail):
+        return IDENTITY.replace("        return df\n", f"        return {tail}\n")
+    r = run_eval(candidate(tmp_path, "drop", body("df.iloc[1:]")), "quick")
+    assert r["valid"] is False and "rows" in r["feedback"]
+    r = run_eval(candidate(tmp_path, "dup", body("pd.concat([df.iloc[:1], df.iloc[:-1]])")), "quick")
+    assert r["valid"] is False and "duplicates" in r["feedback"]
+
+
+def test_changed_value_is_invalid(tmp_path):
+    tail = "df.assign(**{df.columns[0]: df[df.columns[0]].astype(str) + '!'})"
+    src = IDENTITY.replace("        return df\n", f"        return {tail}\n")
+    r = run_eval(candidate(tmp_path, "chg", src), "quick")
+    assert r["valid"] is False and "not a field permutation" in r["feedback"]
+
+
+def test_import_time_counts_and_data_env_is_hidden(tmp_path):
+    # Work done at import time is inside the timed window; ADRS_DATA never reaches the candidate.
+    seed = (REPO / "solution.py").read_text().replace("from __future__ import annotations\n", "")
+    src = ("import os, time\nif 'ADRS_DATA' in os.environ:\n    raise RuntimeError('data path leaked')\n"
+           "time.sleep(2.0)\n" + seed)
+    r = run_eval(candidate(tmp_path, "slow", src), "quick", env={"ADRS_DATA": str(SHARED / "data")})
+    assert r["valid"] is True, r["feedback"]
+    assert r["metrics"]["avg_runtime_s"] >= 2.0
+    assert r["metrics"]["runtime_component"] <= 80.0
+
+
+def test_raise_is_invalid(tmp_path):
+    src = "class Solution:\n    def solve(self, df, **kw):\n        raise ValueError('bad order')\n"
+    r = run_eval(candidate(tmp_path, "raise", src), "quick")
+    assert r["valid"] is False and "ValueError" in r["feedback"] and "bad order" in r["feedback"]
+
+
+def test_tuned_constant_beats_seed_on_quick(tmp_path, seed_quick):
+    base = seed_quick
+    tuned = run_eval(candidate(tmp_path, "tuned", with_constants(EARLY_STOP_SCALE=0.1)), "quick")
+    assert tuned["valid"], tuned["feedback"]
+    assert tuned["metrics"]["avg_hit_rate"] > base["metrics"]["avg_hit_rate"]
+
+
+def test_leaderboard_needs_data(tmp_path):
+    r = run_eval(candidate(tmp_path, "nodata"), "leaderboard")
+    assert r["valid"] is False and "--data" in r["feedback"]
+
+
+@pytest.mark.skipif(not (BEER_DIR / "beer.csv").is_file(),
+                    reason="needs ../shared/data/llm-sql/beer.csv (not shipped with the project)")
+def test_leaderboard_on_beer(tmp_path):
+    r = run_eval(candidate(tmp_path, "beer"), "leaderboard", data=str(SHARED / "data"))
+    assert r["valid"] is True, r["feedback"]
+    assert abs(r["metrics"]["anchor_beer"] - 14.43) < 0.01  # identity with the merge applied
+    assert r["metrics"]["hit_beer"] > 60.0
