@@ -1,0 +1,1 @@
+"""Expert-parallel load balancer (EPLB) policy package."""
