@@ -54,6 +54,7 @@ class ProgramDB:
         self.by_commit: dict[str, Candidate] = {}
         self.members: list[list[Candidate]] = [[] for _ in range(self.n_islands)]
         self._ranked: list[list[tuple[float, str]]] = [[] for _ in range(self.n_islands)]
+        self._ranked_set: list[set[str]] = [set() for _ in range(self.n_islands)]
         self.failures: deque[Candidate] = deque(maxlen=50)
         self.baseline: Candidate | None = None
         self._best: Candidate | None = None
@@ -86,6 +87,7 @@ class ProgramDB:
         self.members[island].append(c)
         if c.valid and c.score is not None:
             bisect.insort(self._ranked[island], (self._rank_key(c), c.commit))
+            self._ranked_set[island].add(c.commit)
 
     def better(self, a: float | None, b: float | None) -> bool:
         if a is None:
@@ -105,7 +107,7 @@ class ProgramDB:
         moves = []
         for island, top in enumerate(tops):
             target = (island + 1) % self.n_islands
-            if top and top[0].commit not in {c for _, c in self._ranked[target]}:
+            if top and top[0].commit not in self._ranked_set[target]:
                 self._join(top[0], target)
                 moves.append((top[0].commit, target))
         return moves

@@ -110,12 +110,16 @@ class Session:
             os.write(self._fd, line)
         return event
 
-    def events(self) -> Iterator[dict]:
+    def events(self, skip: tuple[str, ...] = ()) -> Iterator[dict]:
+        """The events in order; types in `skip` are passed over without being parsed."""
         path = self.dir / "events.jsonl"
         if not path.exists():
             return
+        skipped = tuple(f'"type": "{t}"'.encode() for t in skip)
         with open(path, "rb") as f:
             for raw in f:
+                if skipped and any(s in raw[:80] for s in skipped):
+                    continue
                 try:
                     yield json.loads(raw)
                 except ValueError:

@@ -86,7 +86,7 @@ class Solver:
     def restore(self) -> None:
         """Rebuild the database, cache and counters from events.jsonl; finish cut work."""
         committed: dict[str, dict] = {}
-        for e in self.session.events():
+        for e in self.session.events(skip=("tool_called",)):
             kind = e["type"]
             if kind == "session_started":
                 self.baseline = e["baseline"]
@@ -323,7 +323,9 @@ class Solver:
             files = git.snapshot(state.worktree)
             changed = git.changed_paths(state.files, files)
             outside = [p for p in changed if not git.matches(p, self.task.editable)]
-            sha = git.commit(state.worktree, message) if changed and not outside else ""
+            # the trailer keeps two episodes' identical commits distinct commits
+            sha = git.commit(state.worktree, f"{message}\n\nadrs-episode: {state.n}") \
+                if changed and not outside else ""
         finally:
             if not sha:
                 with self.lock:

@@ -91,6 +91,24 @@ def init_repo(repo: Path, source: str, ref: str | None = None) -> str:
 
 
 def head(worktree: Path) -> str:
+    """The commit at HEAD, read from git's files where that is plain (no process started)."""
+    try:
+        gitdir = worktree / ".git"
+        if gitdir.is_file():  # a linked worktree: "gitdir: <path>"
+            gitdir = Path(gitdir.read_text().split(":", 1)[1].strip())
+        ref = (gitdir / "HEAD").read_text().strip()
+        if not ref.startswith("ref: "):
+            return ref if re.fullmatch(r"[0-9a-f]{40}", ref) else _rev_parse(worktree)
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        sha = (common / ref[5:]).read_text().strip()
+        return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else _rev_parse(worktree)
+    except OSError:
+        return _rev_parse(worktree)  # a packed ref, or an unusual layout
+
+
+def _rev_parse(worktree: Path) -> str:
     return git(["rev-parse", "HEAD"], cwd=worktree).strip()
 
 

@@ -24,6 +24,8 @@ EPHEMERAL = {"type": "ephemeral"}
 STOP_REASONS = {"tool_use": "tool_use", "end_turn": "end_turn", "max_tokens": "max_tokens",
                 "stop_sequence": "end_turn", "pause_turn": "end_turn", "refusal": "end_turn",
                 "model_context_window_exceeded": "max_tokens"}
+DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json",
+                "thinking_delta": "thinking", "signature_delta": "signature"}
 
 
 class AnthropicModel:
@@ -59,7 +61,11 @@ class AnthropicModel:
             kwargs["api_key"] = api_key
         if base_url is not None:
             kwargs["base_url"] = base_url
-        self.client = anthropic.Anthropic(**kwargs)
+        try:
+            self.client = anthropic.Anthropic(**kwargs)
+        except anthropic.CredentialsError as e:  # a profile or token file that cannot be read
+            raise ModelAuthError(f"{self.name}: no usable Anthropic credentials: set {KEY_VAR}. "
+                                 f"The SDK said: {e}") from e
         self.retrier = Retrier(self.name, KEY_VAR, (anthropic.APIStatusError,),
                                (anthropic.APIConnectionError,), max_retries=max_retries,
                                base_delay_s=base_delay_s, max_delay_s=max_delay_s,
@@ -70,7 +76,7 @@ class AnthropicModel:
 
     # -- neutral -> Messages API -------------------------------------------------------------
     def request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict:
-        """The keyword arguments of messages.create for this conversation."""
+        """The JSON body of a POST /v1/messages for this conversation."""
         system: list[dict[str, Any]] = []
         out: list[dict[str, Any]] = []
 
@@ -133,7 +139,11 @@ class AnthropicModel:
 
     def _stream(self, kwargs: dict[str, Any]) -> Turn:
         try:
-            stream = self.client.messages.create(**kwargs)
+            # the SDK's documented raw request: its client, auth, base URL and errors, but the
+            # events come back as plain dicts; building a typed object per event cost more
+            # than the rest of a turn (bench/llm_turn.py)
+            stream = self.client.post("/v1/messages", content=_json(kwargs), cast_to=object,
+                                      stream=True, stream_cls=anthropic.Stream[object])
         except (TypeError, anthropic.CredentialsError) as e:  # no credentials found at all
             if isinstance(e, TypeError) and "authentication" not in str(e).lower():
                 raise
@@ -144,22 +154,19 @@ class AnthropicModel:
         stop = ""
         with stream:
             for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    usage.update(_usage(event.message.usage))
+                kind = event.get("type")
+                if kind == "content_block_delta":
+                    d = event["delta"]
+                    part = DELTA_FIELDS.get(d.get("type"))
+                    if part and event["index"] in blocks:
+                        blocks[event["index"]]["parts"].append((part, d.get(part) or ""))
                 elif kind == "content_block_start":
-                    blocks[event.index] = {"block": event.content_block.to_dict(), "parts": []}
-                elif kind == "content_block_delta":
-                    d = event.delta
-                    part = {"text_delta": "text", "input_json_delta": "partial_json",
-                            "thinking_delta": "thinking", "signature_delta": "signature",
-                            }.get(d.type)
-                    if part and event.index in blocks:
-                        blocks[event.index]["parts"].append((part, getattr(d, part)))
+                    blocks[event["index"]] = {"block": event["content_block"], "parts": []}
+                elif kind == "message_start":
+                    usage.update(_usage(event["message"].get("usage")))
                 elif kind == "message_delta":
-                    stop = event.delta.stop_reason or stop
-                    if event.usage is not None:
-                        usage.update(_usage(event.usage))
+                    stop = (event.get("delta") or {}).get("stop_reason") or stop
+                    usage.update(_usage(event.get("usage")))
         return self._turn(blocks, usage, stop)
 
     def _turn(self, blocks: dict[int, dict[str, Any]], raw_usage: dict[str, int],
@@ -196,8 +203,13 @@ class AnthropicModel:
         return Turn("\n\n".join(t for t in texts if t), calls, usage, stop_reason)
 
 
-def _usage(u: Any) -> dict[str, int]:
-    """The token counts an SDK usage object carries (message_delta repeats them, cumulative)."""
+def _usage(u: dict[str, Any] | None) -> dict[str, int]:
+    """The token counts a usage object carries (message_delta repeats them, cumulative)."""
     keys = ("input_tokens", "output_tokens", "cache_read_input_tokens",
             "cache_creation_input_tokens")
-    return {k: int(getattr(u, k)) for k in keys if getattr(u, k, None) is not None}
+    return {k: int(u[k]) for k in keys if u and u.get(k) is not None}
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """The request body, serialized once here (the SDK would deep-copy it, then serialize)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -69,7 +69,7 @@ class OpenAIModel:
 
     # -- neutral -> Chat Completions ---------------------------------------------------------
     def request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict:
-        """The keyword arguments of chat.completions.create for this conversation."""
+        """The JSON body of a POST /chat/completions for this conversation."""
         out: list[dict[str, Any]] = []
         for m in messages:
             role = m["role"]
@@ -116,53 +116,58 @@ class OpenAIModel:
         return self.retrier.run(lambda: self._call(kwargs))
 
     def _call(self, kwargs: dict[str, Any]) -> Turn:
+        # the SDK's documented raw request: its client, auth, base URL and errors, without
+        # its per-request transform of every message and a typed object per chunk, which
+        # cost several times the HTTP round trip itself (bench/llm_turn.py)
         if not self.stream:
-            r = self.client.chat.completions.create(**kwargs)
-            choice = r.choices[0]
-            calls = [(c.id, c.function.name, c.function.arguments or "")
-                     for c in choice.message.tool_calls or []]
-            return self._turn(choice.message.content or "", calls, choice.finish_reason or "",
-                              r.usage)
+            r = self.client.post("/chat/completions", content=_json(kwargs), cast_to=object)
+            choice = (r.get("choices") or [{}])[0]
+            message = choice.get("message") or {}
+            calls = [(c.get("id") or f"call_{i}", c["function"]["name"],
+                      c["function"].get("arguments") or "")
+                     for i, c in enumerate(message.get("tool_calls") or [])]
+            return self._turn(message.get("content") or "", calls,
+                              choice.get("finish_reason") or "", r.get("usage"))
         text: list[str] = []
         calls_by_index: dict[int, list] = {}
         finish, usage = "", None
-        with self.client.chat.completions.create(**kwargs) as stream:
+        stream = self.client.post("/chat/completions", content=_json(kwargs), cast_to=object,
+                                  stream=True, stream_cls=openai.Stream[object])
+        with stream:
             for chunk in stream:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            text.append(delta.content)
-                        for tc in delta.tool_calls or []:
-                            entry = calls_by_index.setdefault(tc.index, ["", "", []])
-                            if tc.id:
-                                entry[0] = tc.id
-                            fn = tc.function
-                            if fn is not None and fn.name:
-                                entry[1] += fn.name
-                            if fn is not None and fn.arguments:
-                                entry[2].append(fn.arguments)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                    for tc in delta.get("tool_calls") or ():
+                        entry = calls_by_index.setdefault(tc.get("index", 0), ["", "", []])
+                        if tc.get("id"):
+                            entry[0] = tc["id"]
+                        fn = tc.get("function") or {}
+                        if fn.get("name"):
+                            entry[1] += fn["name"]
+                        if fn.get("arguments"):
+                            entry[2].append(fn["arguments"])
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         calls = [(cid or f"call_{i}", name, "".join(parts))
                  for i, (cid, name, parts) in sorted(calls_by_index.items())]
         return self._turn("".join(text), calls, finish, usage)
 
     def _turn(self, text: str, raw_calls: list[tuple[str, str, str]], finish: str,
-              raw_usage: Any) -> Turn:
+              raw_usage: dict[str, Any] | None) -> Turn:
         cut = finish == "length"
         calls = []
         for cid, name, raw in raw_calls:
             args, error = parse_arguments(raw, cut)
             calls.append(ToolCall(cid, name, args, error))
         usage = Usage()
-        if raw_usage is not None:
-            details = getattr(raw_usage, "prompt_tokens_details", None)
-            cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
-            usage = Usage(input_tokens=max(0, int(raw_usage.prompt_tokens or 0) - cached),
-                          output_tokens=int(raw_usage.completion_tokens or 0),
+        if raw_usage:  # prompt_tokens counts the cached ones too; Usage.input_tokens does not
+            cached = int((raw_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+            usage = Usage(input_tokens=max(0, int(raw_usage.get("prompt_tokens") or 0) - cached),
+                          output_tokens=int(raw_usage.get("completion_tokens") or 0),
                           cache_read_tokens=cached)
         usage.cost_usd = pricing.cost(self.model, usage) if not self.base_url else \
             _local_cost(self.model, usage)
@@ -173,3 +178,8 @@ class OpenAIModel:
 def _local_cost(model: str, usage: Usage) -> float:
     """A model on a server of one's own costs nothing unless the pricing table says so."""
     return pricing.cost(model, usage) if pricing.price(model) else 0.0
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """The request body, serialized once here (the SDK would deep-copy it, then serialize)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
