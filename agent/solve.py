@@ -53,7 +53,7 @@ class Solver:
         self.spec.cwd = session.evaluator  # the sealed copy made when the session started
         self.db = ProgramDB(self.spec.direction, cfg.search.islands, cfg.search.elite_size)
         self.cache = EvalCache()
-        self.notes = git.NotesWriter(session.repo)
+        self.notes = git.NotesQueue(session.repo)
         self.ensemble = Ensemble(parse_specs(cfg.models), bandit=cfg.bandit)
         self.usage = Usage()  # the whole run's tokens and dollars
         self.rng = random.Random(cfg.seed)
@@ -69,6 +69,7 @@ class Solver:
         self.stopping = False  # set when running episodes must end after their current turn
         # what candidate code must never read: held-out results, the agents' transcripts
         self.hidden = [session.heldout_logs, session.transcripts, task.dir]
+        self._diffs: dict[tuple[str, str], str] = {}  # commits never change: diffs neither
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, type: str, **fields) -> None:
@@ -86,6 +87,7 @@ class Solver:
     def restore(self) -> None:
         """Rebuild the database, cache and counters from events.jsonl; finish cut work."""
         committed: dict[str, dict] = {}
+        scored: dict[str, dict] = {}
         for e in self.session.events(skip=("tool_called",)):
             kind = e["type"]
             if kind == "session_started":
@@ -99,6 +101,7 @@ class Solver:
                     self.db.by_commit[e["commit"]].test_score = e["score"]
             elif kind == "candidate_scored":
                 self._add(Candidate.from_dict(e["candidate"]), e["stages"], live=False)
+                scored[e["commit"]] = e
             elif kind == "evaluated":
                 self.cache.put(e["key"], StageResult.from_dict(e["result"]))
             elif kind == "budget":
@@ -113,6 +116,9 @@ class Solver:
         for path in self.session.worktrees.glob("*"):
             git.remove_worktree(self.session.repo, path)
         noted = git.noted_commits(self.session.repo)
+        for commit, e in scored.items():  # scored, but the kill came before its note
+            if commit not in noted:
+                self.notes.put(commit, {"candidate": e["candidate"], "stages": e["stages"]})
         for commit, e in committed.items():  # committed before the kill, never scored
             if commit not in self.db.by_commit:
                 note = git.read_note(self.session.repo, commit) if commit in noted else None
@@ -146,6 +152,7 @@ class Solver:
                         self.stopping, self.stop_reason = True, "auth_error"
                         self.emit("error", kind="auth", message=str(e))
                         wait(running)
+                        self.notes.flush()
                         self.emit("session_finished", reason=self.stop_reason, best=None,
                                   candidates=self.candidates_used, cost_usd=self.usage.cost_usd)
                         raise
@@ -155,6 +162,7 @@ class Solver:
         self.emit("session_finished", reason=self.stop_reason, best=best.commit if best else None,
                   best_score=best.score if best else None, candidates=self.candidates_used,
                   episodes=self.episodes_started, cost_usd=self.usage.cost_usd)
+        self.notes.flush()
         self.save_totals()
         return best
 
@@ -180,6 +188,7 @@ class Solver:
         for cand in {c.commit: c for c in (self.db.baseline, best) if c}.values():
             if cand.test_score is not None:
                 continue
+            self.notes.flush()  # its note is read and extended below
             path = self.session.worktrees / f"test-{cand.commit[:10]}"
             git.add_detached_worktree(self.session.repo, path, cand.commit)
             try:
@@ -191,7 +200,7 @@ class Solver:
             cand.test_score = result.score
             note = git.read_note(self.session.repo, cand.commit) or {}
             note["test"] = result.to_dict()
-            self.notes.write(cand.commit, note)
+            self.notes.put(cand.commit, note)
             self.emit("candidate_scored", commit=cand.commit, parent=cand.parent,
                       episode=cand.episode, stage=self.spec.test_stage, score=result.score,
                       valid=result.valid, heldout=True)
@@ -282,6 +291,11 @@ class Solver:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _diff(self, a: str, b: str, limit: int = 1500) -> str:
+        if (a, b) not in self._diffs:
+            self._diffs[(a, b)] = self._diff_text(a, b, limit)
+        return self._diffs[(a, b)]
+
+    def _diff_text(self, a: str, b: str, limit: int) -> str:
         out = git.git(["diff", "--no-color", "-U1", a, b, "--"], cwd=self.session.repo,
                       check=False)
         if not out.strip():
@@ -400,8 +414,8 @@ class Solver:
 
     def _record(self, cand: Candidate, stages: list[dict], write_note: bool = True,
                 cascade: CascadeResult | None = None) -> None:
-        if write_note:  # note first: a kill between the two leaves a note that resume reads
-            self.notes.write(cand.commit, {"candidate": cand.to_dict(), "stages": stages})
+        if write_note:  # written in the background; resume rewrites any a kill lost
+            self.notes.put(cand.commit, {"candidate": cand.to_dict(), "stages": stages})
         self._add(cand, stages)
         self.emit("candidate_scored", commit=cand.commit, parent=cand.parent,
                   episode=cand.episode, stage=cand.stage_reached, score=cand.score,

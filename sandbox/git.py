@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -130,7 +131,8 @@ def remove_worktree(repo: Path, path: Path) -> None:
     with _WORKTREES:
         git(["worktree", "remove", "--force", str(path)], cwd=repo, check=False)
         shutil.rmtree(path, ignore_errors=True)
-        git(["worktree", "prune"], cwd=repo, check=False)
+        if (repo / ".git" / "worktrees" / path.name).exists():  # remove failed half-way
+            git(["worktree", "prune"], cwd=repo, check=False)
 
 
 def clear_stale_locks(repo: Path) -> list[str]:
@@ -209,6 +211,38 @@ class NotesWriter:
         with self._lock:
             git(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit], cwd=self.repo,
                 input=text)
+
+
+class NotesQueue:
+    """Notes written in the background by ONE thread, off the candidates' critical path.
+    `flush()` waits until every queued note is in git; an error in the writer surfaces there."""
+
+    def __init__(self, repo: Path):
+        self._writer = NotesWriter(repo)
+        self._queue: "queue.Queue[tuple[str, dict] | None]" = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="notes-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, commit: str, data: dict) -> None:
+        self._queue.put((commit, data))
+
+    def flush(self) -> None:
+        self._queue.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is not None:
+                    self._writer.write(*item)
+            except GitError as e:  # kept for flush(); the writer goes on with the next note
+                self._error = e
+            finally:
+                self._queue.task_done()
 
 
 def read_note(repo: Path, commit: str) -> dict | None:

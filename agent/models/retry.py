@@ -151,18 +151,19 @@ class Retrier:
 
 
 def parse_arguments(raw: str, cut: bool) -> tuple[dict[str, Any], str]:
-    """(arguments, error) from the JSON text of a tool call."""
+    """(arguments, error) from the JSON text of a tool call. The error says what was wrong,
+    without a closing period: the episode adds what to do next."""
     if not raw.strip():
         return {}, ""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as e:
         if cut:
-            return {}, ("the reply was cut off by the output token limit while writing this "
-                        "call's arguments; nothing was run. Make smaller steps (shorter edits, "
-                        "one call at a time).")
+            return {}, ("the reply was cut off by the output token limit (max_tokens) while "
+                        "this call's arguments were being written, so nothing was run; make "
+                        "smaller steps (shorter edits, one call at a time)")
         return {}, (f"arguments were not valid JSON ({e.msg}, at character {e.pos}): "
-                    f"{raw[:200]!r}. Send the arguments as one JSON object.")
+                    f"{raw[:200]!r}")
     if not isinstance(value, dict):
         return {}, f"arguments must be a JSON object, got {type(value).__name__}: {raw[:200]!r}"
     return value, ""
