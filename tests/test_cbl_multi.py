@@ -169,6 +169,20 @@ def test_future_reads_are_refused():
             call()
 
 
+def test_cluster_type_is_still_the_published_enum():
+    import enum
+    import pickle
+    assert isinstance(S, enum.Enum) and list(ClusterType) == [N, S, OD] and len(ClusterType) == 3
+    assert ClusterType("SPOT") is S and ClusterType["ON_DEMAND"] is OD and S in ClusterType
+    assert pickle.loads(pickle.dumps(OD)) is OD and S.name == "SPOT" and S.value == "SPOT"
+    with pytest.raises(AttributeError, match="cannot reassign member"):
+        ClusterType.SPOT = "x"
+    with pytest.raises(AttributeError):
+        ClusterType.PREEMPTIBLE  # noqa: B018
+    # member access is a plain class-attribute lookup (no metaclass __getattr__ hook)
+    assert not any("__getattr__" in vars(k) for k in type(ClusterType).__mro__)
+
+
 def test_args_parser_defaults_like_configargparse():
     p = ArgsParser(deadline_hours=52.0)
     p.add_argument_group("x").add_argument("--my-knob", type=float, default=0.5)
@@ -251,6 +265,9 @@ def test_baseline_quick_and_full_are_deterministic(tmp_path):
     q = run_eval(wt, "quick")
     assert q["valid"] and q["metrics"]["runs"] == 2
     assert "costliest scenarios" in a["feedback"]
+    m = a["metrics"]
+    assert m["all_spot_bound_cost"] < m["offline_bound_cost"] < m["avg_cost"]
+    assert "offline lower bound" in a["feedback"]
 
 
 @needs_windows

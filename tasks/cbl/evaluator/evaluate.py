@@ -13,6 +13,7 @@ Prints one JSON object as the last stdout line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -35,6 +36,24 @@ STAGES = {
     "full": (ENVS, range(0, 4), range(0, 4)),
     "test": (ENVS, range(5000, 5004), range(150, 154)),
 }
+
+
+OPT_FILE = Path(__file__).resolve().parent / "offline_opt.json"  # written by ../offline_opt.py
+
+
+def opt_key(env_name: str, seed: int, deadline_h: float, overhead_h: float) -> str:
+    return f"{env_name}:{seed}:{deadline_h:g}:{overhead_h:g}"
+
+
+def trace_hash(avail: list[bool]) -> str:
+    return hashlib.sha1(bytes(avail)).hexdigest()[:16]
+
+
+def load_optima() -> dict:
+    """Precomputed exact offline optima of the generated runs ({} when the file is absent)."""
+    if not OPT_FILE.is_file():
+        return {}
+    return json.loads(OPT_FILE.read_text())["runs"]
 
 
 def emit(result: dict) -> None:
@@ -95,6 +114,7 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
         envs, seeds, windows = STAGES[stage]
         indices, mode = (windows if data else seeds), "correct"
     gen = None if data else Generator.load("single_envs")
+    optima = load_optima() if gen is not None and mode == "correct" else {}
     rows = []
     for env_name in envs:
         for idx in indices:
@@ -104,6 +124,7 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
                     return invalid(f"{env_name}/{idx}.json has gap {gap}, expected {GAP}")
             else:
                 (avail,), _ = gen.window([env_name], idx, LENGTH)
+            thash = trace_hash(avail) if optima else None
             for deadline_h in DEADLINES_H:
                 for oh in OVERHEADS_H:
                     job = {"task_duration_hours": DURATION_H, "deadline_hours": deadline_h,
@@ -117,6 +138,13 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
                     except Exception as exc:  # noqa: BLE001 - candidate code, named in feedback
                         return invalid(f"run {name} failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
                     r.update(name=name, env=env_name, deadline_h=deadline_h)
+                    if mode == "correct":
+                        r["offline_bound"] = sim.offline_lower_bound(
+                            [avail], GAP, DURATION_H * HOURS, deadline_h * HOURS, oh * HOURS,
+                            spot_prices=[spot_price], od_price=OD_PRICE)
+                    got = optima.get(opt_key(env_name, idx, deadline_h, oh)) if optima else None
+                    if got is not None and got["trace"] == thash:
+                        r["offline_opt"] = got["cost"]
                     rows.append(r)
     n = len(rows)
     avg_cost = sum(r["cost"] for r in rows) / n
@@ -133,6 +161,15 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
                "deadline_misses": sum(1 for r in rows if r["missed"]),
                "min_slack_h": min(r["slack_s"] for r in rows) / HOURS,
                "all_spot_bound_cost": bound, "gap_to_bound": avg_cost - bound}
+    if mode == "correct":
+        off = sum(r["offline_bound"] for r in rows) / n
+        metrics.update(offline_bound_cost=off, gap_to_offline_bound=avg_cost - off,
+                       offline_bound_score=sim.score_of(off))
+    has_opt = all("offline_opt" in r for r in rows)
+    if has_opt:
+        opt = sum(r["offline_opt"] for r in rows) / n
+        metrics.update(offline_opt_cost=opt, gap_to_offline_opt=avg_cost - opt,
+                       offline_opt_score=sim.score_of(opt))
     groups: dict[str, list[float]] = {}
     for r in rows:
         groups.setdefault(f"cost_{r['env']}", []).append(r["cost"])
@@ -148,6 +185,17 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
           f"{metrics['preemptions']} preemptions",
           f"all-spot lower bound {bound:.2f} $: gap {avg_cost - bound:.2f} $",
           f"tightest finish: {metrics['min_slack_h']:.3f} h before the deadline"]
+    if has_opt:
+        worst = max(rows, key=lambda r: r["cost"] - r["offline_opt"])
+        fb.insert(5, f"offline optimum (the least cost knowing each trace, by dynamic programming) "
+                     f"{metrics['offline_opt_cost']:.2f} $ (score {metrics['offline_opt_score']:.2f}): "
+                     f"gap {metrics['gap_to_offline_opt']:.2f} $; largest gap {worst['name']}: "
+                     f"{worst['cost']:.2f} $ vs {worst['offline_opt']:.2f} $")
+    elif mode == "correct":
+        fb.insert(5, f"offline lower bound (knowing each trace; the K cheapest ticks before the deadline, "
+                     f"one restart) {metrics['offline_bound_cost']:.2f} $ (score "
+                     f"{metrics['offline_bound_score']:.2f}): gap {metrics['gap_to_offline_bound']:.2f} $"
+                     " (the exact offline optimum is precomputed for the generated traces only)")
     result = {"score": score, "valid": True, "metrics": metrics, "feedback": "\n".join(fb),
               "artifacts": {"runs": "\n".join(
                   f"{r['name']}: cost {r['cost']:.4f} finish {r['finish_s'] / HOURS:.3f} h "

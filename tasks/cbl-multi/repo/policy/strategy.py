@@ -4,10 +4,12 @@ With the defaults below it decides exactly as the ADRS leaderboard's initial pro
 (score 64.58 there). G = tick length, R = remaining work, O = restart overhead,
 T = time to the deadline rounded down to a whole tick.
 """
-import math
+from math import ceil, floor
 
 from sky_spot.strategies.multi_strategy import MultiRegionStrategy
 from sky_spot.utils import ClusterType
+
+SPOT, ON_DEMAND, NONE = ClusterType.SPOT, ClusterType.ON_DEMAND, ClusterType.NONE
 
 # N1 = ceil((R + COMMIT_OVERHEADS*O)/G)*G: at N1 >= T stop waiting (keep a running spot, else on-demand).
 COMMIT_OVERHEADS = 1.0
@@ -32,21 +34,19 @@ class GreedyMultiRegionStrategy(MultiRegionStrategy):
         gap = env.gap_seconds
         remaining = self.task_duration - self.progress_seconds
         if remaining <= 1e-3:
-            return ClusterType.NONE
+            return NONE
         overhead = self.restart_overhead
-        time_left = math.floor((self.deadline - env.elapsed_seconds) / gap) * gap + SLACK_TICKS * gap
-        n1 = math.ceil((remaining + COMMIT_OVERHEADS * overhead) / gap) * gap
-        n2 = math.ceil((remaining + HOLD_OVERHEADS * overhead) / gap) * gap
-        if n1 >= time_left:
-            if last_cluster_type == ClusterType.SPOT and self.remaining_restart_overhead < 1e-3:
-                return ClusterType.SPOT
-            return ClusterType.ON_DEMAND
-        if n2 >= time_left:
-            if last_cluster_type == ClusterType.SPOT and has_spot:
-                return ClusterType.SPOT
-            return ClusterType.ON_DEMAND
+        time_left = floor((self.deadline - env.elapsed_seconds) / gap) * gap + SLACK_TICKS * gap
+        if ceil((remaining + COMMIT_OVERHEADS * overhead) / gap) * gap >= time_left:  # n1
+            if last_cluster_type is SPOT and self.remaining_restart_overhead < 1e-3:
+                return SPOT
+            return ON_DEMAND
+        if ceil((remaining + HOLD_OVERHEADS * overhead) / gap) * gap >= time_left:  # n2
+            if last_cluster_type is SPOT and has_spot:
+                return SPOT
+            return ON_DEMAND
         if has_spot:
-            return ClusterType.SPOT
+            return SPOT
         n = env.get_num_regions()
         if n > 1:
             here = env.get_current_region()
@@ -56,9 +56,9 @@ class GreedyMultiRegionStrategy(MultiRegionStrategy):
                     other = (here + k) % n
                     if avail[other]:
                         env.switch_region(other)
-                        return ClusterType.SPOT
+                        return SPOT
             env.switch_region((here + REGION_STEP) % n)
-        return ClusterType.NONE
+        return NONE
 
     @classmethod
     def _from_args(cls, parser):

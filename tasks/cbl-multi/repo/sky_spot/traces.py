@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from operator import not_
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -25,7 +26,7 @@ DATA = Path(__file__).resolve().parent / "data"
 def load_window(path) -> tuple[list[bool], list[float] | None, float]:
     """(available per tick, per-tick spot prices or None, gap seconds) of one window file."""
     raw = json.loads(Path(path).read_text())
-    avail = [not x for x in raw["data"]]
+    avail = list(map(not_, raw["data"]))  # [not x for x in data], without a Python loop
     return avail, raw.get("prices"), float(raw["metadata"]["gap_seconds"])
 
 

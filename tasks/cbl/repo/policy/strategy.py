@@ -4,10 +4,12 @@ With the defaults below it decides exactly as the ADRS leaderboard's initial pro
 (score 28 there). G = tick length, R = remaining work, O = restart overhead,
 L = whole ticks left before the deadline.
 """
-import math
+from math import ceil, floor
 
 from sky_spot.strategies.strategy import Strategy
 from sky_spot.utils import ClusterType
+
+SPOT, ON_DEMAND, NONE = ClusterType.SPOT, ClusterType.ON_DEMAND, ClusterType.NONE
 
 # n1 = ceil((R + COMMIT_OVERHEADS*O)/G): at n1 >= L switch to on-demand for good.
 COMMIT_OVERHEADS = 1.0
@@ -28,22 +30,22 @@ class GreedyStrategy(Strategy):
         gap = env.gap_seconds
         remaining = self.task_duration - self.progress_seconds
         if remaining <= 1e-9:
-            return ClusterType.NONE
+            return NONE
         overhead = self.restart_overhead
-        left = max(0, math.floor((self.deadline - env.elapsed_seconds) / gap)) + SLACK_TICKS
-        n1 = math.ceil((remaining + COMMIT_OVERHEADS * overhead) / gap)
-        n2 = math.ceil((remaining + HOLD_OVERHEADS * overhead) / gap)
-        if n1 >= left:
-            return ClusterType.ON_DEMAND
+        left = floor((self.deadline - env.elapsed_seconds) / gap)
+        left = (left if left > 0 else 0) + SLACK_TICKS
+        if ceil((remaining + COMMIT_OVERHEADS * overhead) / gap) >= left:  # n1
+            return ON_DEMAND
+        n2 = ceil((remaining + HOLD_OVERHEADS * overhead) / gap)
         if n2 >= left:
-            if last_cluster_type == ClusterType.SPOT and has_spot:
-                return ClusterType.SPOT
-            return ClusterType.ON_DEMAND
+            if last_cluster_type is SPOT and has_spot:
+                return SPOT
+            return ON_DEMAND
         if has_spot:
-            return ClusterType.SPOT
+            return SPOT
         if n2 + WAIT_MARGIN_TICKS >= left:
-            return ClusterType.ON_DEMAND
-        return ClusterType.NONE
+            return ON_DEMAND
+        return NONE
 
     @classmethod
     def _from_args(cls, parser):

@@ -51,13 +51,11 @@ class Env:
         self._names = names
         self.gap_seconds = float(gap_seconds)
         self.tick = 0
+        # tick * gap_seconds, set by the simulator each tick (a plain attribute: read per tick)
+        self.elapsed_seconds = 0.0
         self.cluster_type = NONE
         self._region = 0
         self.num_regions = len(avail)
-
-    @property
-    def elapsed_seconds(self) -> float:
-        return self.tick * self.gap_seconds
 
     def get_current_region(self) -> int:
         return self._region
@@ -107,6 +105,25 @@ def make_strategy(cls, job: dict):
     return from_args(parser) if from_args is not None else cls(parser.parse_known_args()[0])
 
 
+_TABLES: dict = {}
+
+
+def _tables(deadline: float, gap: float, length: int, duration: float, overhead: float):
+    """Per-tick tables of one job shape, cached: the whole-tick time left before the deadline
+    (``floor((deadline - t*G)/G)*G``, the guarantee's T) and the progress above which the
+    guarantee cannot fire at tick t (``ceil((R+O)/G)*G < T`` holds with a tick to spare)."""
+    key = (deadline, gap, length, duration, overhead)
+    got = _TABLES.get(key)
+    if got is None:
+        floor = math.floor
+        time_left = [floor((deadline - t * gap) / gap) * gap for t in range(length)]
+        safe = [duration + overhead - tl + 2 * gap for tl in time_left]
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        got = _TABLES[key] = (time_left, safe)
+    return got
+
+
 def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="correct",
                  spot_prices=None, od_price=3.06, names=None):
     """Run one job. ``spot_prices[r]`` is a per-tick list (or a float) for region r.
@@ -122,9 +139,16 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
     env = Env(avail, gap, names or [str(i) for i in range(n_regions)])
     strategy.reset(env, Task(duration))
     gap = float(gap)
+    time_left, safe = _tables(deadline, gap, length, duration, overhead)
+    # correct mode bills each spot tick at the price of its region and tick
+    tick_prices = ([p if p.__class__ is not float else [p] * length for p in spot_prices]
+                   if correct and spot_prices is not None else None)
     done_need = duration - 1e-8
     done_list = strategy.task_done_time
+    append = done_list.append
     step = strategy._step
+    ceil = math.ceil
+    cluster_type = ClusterType
     progress = 0.0
     own_rem = 0.0
     ct = NONE  # type running in the previous tick (env.cluster_type before preemption)
@@ -133,34 +157,35 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
     spot_cost = 0.0  # correct mode: spot billed per tick where it ran
     spot_by_region = [0] * n_regions
     finish_s = 0.0
-    tick = 0
-    while True:
-        if tick >= length:
-            raise TraceEnded(
-                f"the job ran past the end of the trace ({length} ticks = "
-                f"{length * gap / 3600:.2f} h) with {(duration - progress) / 3600:.2f} h of work left")
+    for tick in range(length):
         env.tick = tick
+        env.elapsed_seconds = tick * gap
         region = env._region
         has_spot = avail[region][tick]
         last = ct
         # Credit the previous tick.
         if last is NONE:
-            done_list.append(0)
+            append(0)
+            if correct:  # the simulator's copy is what the policy sees
+                strategy.remaining_restart_overhead = own_rem
         else:
             if last is SPOT:
                 spot_ticks += 1
                 spot_by_region[ran_region] += 1
                 if correct:
-                    p = spot_prices[ran_region]
-                    spot_cost += p if p.__class__ is float else p[tick - 1]
+                    spot_cost += tick_prices[ran_region][tick - 1]
             else:
                 od_ticks += 1
             # leaderboard: the strategy's attribute is the state (as published, writable);
             # correct: the simulator's own copy, so a policy cannot skip an overhead.
             rem = own_rem if correct else strategy.remaining_restart_overhead
-            full = gap - rem if gap > rem else 0.0
-            rem -= gap - full
-            own_rem = 0 if rem < 1e-3 else rem
+            if rem:
+                full = gap - rem if gap > rem else 0.0
+                rem -= gap - full
+                own_rem = 0 if rem < 1e-3 else rem
+            else:  # no overhead left: a whole tick of work (same numbers as the branch above)
+                full = gap
+                own_rem = 0
             strategy.remaining_restart_overhead = own_rem
             left = duration - progress
             d = left if full > left else full
@@ -168,39 +193,42 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
             if progress >= done_need:
                 # finished inside tick-1: after its overhead part and d seconds of work
                 finish_s = (tick - 1) * gap + (gap - full) + d
-            done_list.append(d)
+            append(d)
         strategy.progress_seconds = progress
-        current = last
         if last is SPOT and not has_spot:
             current = NONE
             preemptions += 1
+        else:
+            current = last
         env.cluster_type = current
         request = step(last, has_spot)
         if progress >= done_need:
             break
-        if request.__class__ is not ClusterType:
+        if request.__class__ is not cluster_type:
             raise TypeError(f"_step returned {request!r}; expected a sky_spot.utils.ClusterType")
-        # Strong guarantee.
-        remaining_time = math.floor((deadline - tick * gap) / gap) * gap
-        need = math.ceil((duration - progress + overhead) / gap) * gap
-        if need >= remaining_time:
+        # Strong guarantee (only computed where it can fire).
+        if progress <= safe[tick] and ceil((duration - progress + overhead) / gap) * gap >= time_left[tick]:
             keep = current if correct else last
             if keep is SPOT and (own_rem if correct else strategy.remaining_restart_overhead) < 1e-3:
                 request = SPOT
             else:
                 request = ON_DEMAND
-        if env._region != region:
+        new_region = env._region
+        if new_region != region:
             switches += 1
-        if request is SPOT and not avail[env._region][tick]:
+            if request is SPOT and not avail[new_region][tick]:
+                request = NONE
+        elif request is SPOT and not has_spot:
             request = NONE
         if current is not request and request is not NONE:
             strategy.remaining_restart_overhead = own_rem = overhead
-        elif correct:
-            strategy.remaining_restart_overhead = own_rem
-        ct = request
-        env.cluster_type = request
-        ran_region = env._region
-        tick += 1
+        ct = request  # env.cluster_type is set from it before the next _step
+        ran_region = new_region
+    else:
+        raise TraceEnded(
+            f"the job ran past the end of the trace ({length} ticks = "
+            f"{length * gap / 3600:.2f} h) with {(duration - progress) / 3600:.2f} h of work left")
+    env.cluster_type = ct
     ticks = tick  # ticks 0 .. tick-1 are charged
     final_region = env._region
     if correct:
@@ -223,3 +251,95 @@ def score_of(avg_cost: float) -> float:
     od_anchor = 3.06 * 48
     spot_anchor = 0.9731 * 48
     return min(1.0, max(0.0, (od_anchor - avg_cost) / (od_anchor - spot_anchor))) * 100
+
+
+def offline_lower_bound(avail, gap, duration, deadline, overhead, *, spot_prices, od_price=3.06):
+    """A lower bound on the cost of any schedule that meets the deadline, knowing the trace.
+
+    Relaxation: at least ``K = ceil((duration + overhead) / gap)`` ticks must be paid for (every
+    schedule starts once, and pays its last tick whole), all of them before the deadline; each
+    tick costs at least the cheapest option then (spot in a region that has it at that tick,
+    else on-demand). The bound is the sum of the K cheapest ticks: it ignores the overheads of
+    later restarts, so an exact offline optimum (a DP over the schedule) lies between it and
+    the best policy's cost. ``spot_prices[r]``: a float or a per-tick list; correct accounting.
+    Returns ``inf`` when even K on-demand ticks do not fit before the deadline.
+    """
+    ticks = min(math.ceil(deadline / gap - 1e-9), min(len(a) for a in avail))
+    need = math.ceil((duration + overhead) / gap - 1e-9)
+    if need > ticks:
+        return math.inf
+    if all(p.__class__ is float for p in spot_prices):
+        # one price per region: count the ticks each region is the cheapest available option
+        # (bitmasks, one byte per tick), cheapest region first; on-demand covers the rest
+        covered, levels = 0, []
+        for p, a in sorted(zip(spot_prices, avail), key=lambda pa: pa[0]):
+            mask = int.from_bytes(bytes(a[:ticks]), "little")
+            levels.append((p, (mask & ~covered).bit_count()))
+            covered |= mask
+        levels.append((od_price, ticks - covered.bit_count()))
+        total, left = 0.0, need
+        for p, n in sorted(levels):
+            take = n if n < left else left
+            total += p * take
+            left -= take
+        return total * gap / 3600
+    cheapest = [od_price] * ticks
+    for a, p in zip(avail, spot_prices):
+        if p.__class__ is float:
+            p = [p] * ticks
+        offer = [q if x else od_price for x, q in zip(a[:ticks], p)]
+        cheapest = list(map(min, cheapest, offer))
+    cheapest.sort()
+    return sum(cheapest[:need]) * gap / 3600
+
+
+def offline_optimum(avail, gap, duration, deadline, overhead, *, spot_price, od_price=3.06):
+    """The exact least cost of one single-region job knowing its whole trace (correct accounting).
+
+    A dynamic program over ticks: for each type running in the tick (NONE, SPOT where the
+    trace has spot, ON_DEMAND) and each amount of work done, the least cost so far. A running
+    tick adds ``gap`` seconds of work when it continues the previous tick's type and
+    ``gap - overhead`` when it (re)starts; the job ends in the tick where the work reaches
+    ``duration``, which must be before the deadline; every running tick is billed whole. Work is
+    counted in units of gcd(gap, overhead, duration) seconds (integers), so the result is exact
+    for this model. Needs ``0 <= overhead < gap`` in whole seconds; numpy. Returns ``inf`` when
+    no schedule meets the deadline. Any valid run of any policy costs at least this much.
+    """
+    import numpy as np
+
+    gap_i, oh_i, dur_i = round(gap), round(overhead), round(duration)
+    if (gap_i, oh_i, dur_i) != (gap, overhead, duration) or not 0 <= oh_i < gap_i:
+        raise ValueError("offline_optimum needs whole seconds and 0 <= overhead < gap")
+    unit = math.gcd(math.gcd(gap_i, oh_i), dur_i)
+    need, full, first = dur_i // unit, gap_i // unit, (gap_i - oh_i) // unit
+    ticks = min(math.ceil(deadline / gap - 1e-9), len(avail))
+    inf = np.inf
+    # cost[c][w]: least cost with w units done and type c running in the last tick (w < need)
+    none = np.full(need, inf)
+    none[0] = 0.0
+    spot = np.full(need, inf)
+    od = np.full(need, inf)
+    best = inf
+
+    def advance(cont, start, price):
+        """Arrays after one more tick of a type: continued from ``cont`` or started from ``start``."""
+        out = np.full(need, inf)
+        out[full:] = cont[:need - full]
+        np.minimum(out[first:], start[:need - first], out=out[first:])
+        out += price
+        # schedules that reach the work in this tick
+        return out, min(cont[need - full:].min(), start[need - first:].min()) + price
+
+    for t in range(ticks):
+        idle = np.minimum(np.minimum(none, spot), od)
+        new_od, done = advance(od, np.minimum(none, spot), od_price)
+        best = min(best, done)
+        if avail[t]:
+            new_spot, done = advance(spot, np.minimum(none, od), spot_price)
+            best = min(best, done)
+        else:
+            new_spot = np.full(need, inf)
+        none, spot, od = idle, new_spot, new_od
+        if best <= idle.min():  # every unfinished schedule already costs more
+            break
+    return float(best) * gap / 3600
