@@ -42,6 +42,7 @@ class EpisodeState:
     worktree: Path
     head: str
     files: dict[str, str]
+    scanner: git.Scanner
     commits: list[str] = field(default_factory=list)
 
 
@@ -217,8 +218,9 @@ class Solver:
         worktree = self.session.worktrees / f"e{n}"
         branch = f"adrs/{island}/{n}"
         git.add_worktree(self.session.repo, worktree, branch, parent.commit)
-        state = EpisodeState(n, island, spec, worktree, parent.commit,
-                             git.files_at(self.session.repo, parent.commit))
+        files = git.files_at(self.session.repo, parent.commit)
+        state = EpisodeState(n, island, spec, worktree, parent.commit, files,
+                             git.Scanner(worktree, files))
         self.emit("episode_started", episode=n, island=island, parent=parent.commit, model=spec,
                   branch=branch)
         transcript = Transcript(self.session.transcript_path(n),
@@ -316,7 +318,7 @@ class Solver:
     # -- tool callbacks -------------------------------------------------------------------
     def _evaluate_tool(self, state: EpisodeState, stage: str) -> ToolResult:
         stage = stage or self.spec.stages[-1]
-        files = git.snapshot(state.worktree)
+        files = state.scanner.scan()
         key = git.content_hash(files, self.task.editable)
         result = self._stage(key, state.worktree, stage, f"e{state.n}-{key[:8]}")
         outside = [p for p in git.changed_paths(state.files, files)
@@ -334,11 +336,11 @@ class Solver:
             self.candidates_used += 1  # reserved now so parallel workers cannot overshoot
         sha = ""
         try:
-            files = git.snapshot(state.worktree)
+            files = state.scanner.scan()
             changed = git.changed_paths(state.files, files)
             outside = [p for p in changed if not git.matches(p, self.task.editable)]
             # the trailer keeps two episodes' identical commits distinct commits
-            sha = git.commit(state.worktree, f"{message}\n\nadrs-episode: {state.n}") \
+            sha = state.scanner.commit_all(files, f"{message}\n\nadrs-episode: {state.n}") \
                 if changed and not outside else ""
         finally:
             if not sha:

@@ -158,6 +158,63 @@ def snapshot(worktree: Path) -> dict[str, str]:
     return files
 
 
+class Scanner:
+    """The worktree's files as {path: blob sha}, like `snapshot`, but without starting git:
+    files are re-hashed only when their size or mtime changed, and git is asked only about
+    new paths (are they ignored?). `commit_all` then commits in one process."""
+
+    def __init__(self, worktree: Path, files: dict[str, str]):
+        self.worktree = worktree
+        self.tracked = dict(files)  # the last commit's files
+        self._stat: dict[str, tuple[int, int, str]] = {}
+        self._ignored: set[str] = set()
+
+    def scan(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        new: list[str] = []
+        stack = [self.worktree]
+        while stack:
+            for entry in os.scandir(stack.pop()):
+                if entry.name == ".git" and entry.path == str(self.worktree / ".git"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    continue
+                rel = Path(entry.path).relative_to(self.worktree).as_posix()
+                if rel in self._ignored:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                cached = self._stat.get(rel)
+                if cached and cached[:2] == (st.st_size, st.st_mtime_ns):
+                    found[rel] = cached[2]
+                    continue
+                data = (os.readlink(entry.path).encode() if entry.is_symlink()
+                        else Path(entry.path).read_bytes())
+                blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                self._stat[rel] = (st.st_size, st.st_mtime_ns, blob)
+                found[rel] = blob
+                if rel not in self.tracked:
+                    new.append(rel)
+        if new:
+            out = git(["check-ignore", "--stdin", "-z"], cwd=self.worktree,
+                      input="\0".join(new) + "\0", check=False)
+            for rel in out.split("\0"):
+                if rel:
+                    self._ignored.add(rel)
+                    found.pop(rel, None)
+        return found
+
+    def commit_all(self, files: dict[str, str], message: str) -> str:
+        """Commit the worktree as scanned; `git add` runs only when paths were added."""
+        if set(files) - set(self.tracked):
+            git(["add", "-A"], cwd=self.worktree)
+            git(["commit", "--quiet", "--no-verify", "-m", message], cwd=self.worktree)
+        else:
+            git(["commit", "--quiet", "--no-verify", "--all", "-m", message], cwd=self.worktree)
+        self.tracked = dict(files)
+        return head(self.worktree)
+
+
 def changed_paths(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 

@@ -268,3 +268,37 @@ def test_matches_several_globs():
 def test_matches_single_star_stays_in_its_folder():
     assert matches("pkg/a.py", ["pkg/*.py"])
     assert not matches("pkg/sub/a.py", ["pkg/*.py"])
+
+
+def test_scanner_agrees_with_git_and_commits_in_one_go(tmp_path):
+    """The process-free scan gives git's own blob shas; ignored files stay out; commit_all
+    commits edits, deletions and new files."""
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("A = 1\n")
+    (src / "pkg" / "b.py").write_text("B = 2\n")
+    (src / ".gitignore").write_text("*.log\n")
+    repo = tmp_path / "repo"
+    base = git.init_repo(repo, str(src))
+    wt = tmp_path / "wt"
+    git.add_worktree(repo, wt, "adrs/0/1", base)
+    scanner = git.Scanner(wt, git.files_at(repo, base))
+    assert scanner.scan() == git.files_at(repo, base)
+
+    (wt / "pkg" / "a.py").write_text("A = 10\n")
+    (wt / "pkg" / "b.py").unlink()
+    (wt / "pkg" / "c.py").write_text("C = 3\n")
+    (wt / "run.log").write_text("ignored\n")
+    (wt / "link").symlink_to("pkg/a.py")
+    files = scanner.scan()
+    assert "run.log" not in files and "pkg/b.py" not in files
+    sha = scanner.commit_all(files, "edit")
+    assert sha == git.head(wt)
+    assert git.files_at(repo, sha) == files
+    assert git.changed_paths(git.files_at(repo, base), files) == [
+        "link", "pkg/a.py", "pkg/b.py", "pkg/c.py"]
+
+    (wt / "pkg" / "a.py").write_text("A = 11\n")  # only a tracked edit: one git process
+    files = scanner.scan()
+    sha2 = scanner.commit_all(files, "again")
+    assert git.files_at(repo, sha2) == files and sha2 != sha
