@@ -18,6 +18,23 @@ class EpisodeLimits(BaseModel):
     """Conversation size past which the oldest tool results are shortened."""
 
 
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    max_tokens: int = 16000
+    """Output tokens per model turn (Anthropic; OpenAI uses the server's default when 0)."""
+    thinking: int = 0
+    """Extended-thinking budget in tokens for Anthropic models (0: off)."""
+    max_retries: int = 6
+    """Retries of a failed API call (429, 5xx, 529, timeouts, dropped connections)."""
+    base_delay_s: float = 1.0
+    """First backoff delay; it doubles per retry, with jitter, capped by max_delay_s."""
+    max_delay_s: float = 60.0
+    """Longest backoff delay (a server's retry-after is honoured up to this)."""
+    timeout_s: float = 300.0
+    """Seconds one API call may take."""
+
+
 class SearchConfig(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
@@ -78,6 +95,7 @@ class RunConfig(BaseModel):
     episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
     search: SearchConfig = Field(default_factory=SearchConfig)
     tuner: TunerConfig = Field(default_factory=TunerConfig)
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
 
     @property
     def episode_cap(self) -> int:

@@ -77,7 +77,9 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
             continue
         idle = 0
         for call in turn.tool_calls:
-            if call.error:
+            if call.error and turn.stop_reason == "max_tokens":  # cut, not malformed
+                result = ToolResult(f"{call.error}. {CUT}", is_error=True)
+            elif call.error:
                 result = ToolResult(f"{call.error}. Call the tool again with a JSON object of "
                                     "arguments that matches its schema.", True, malformed=True)
             else:
@@ -95,11 +97,14 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
 
 
 def compact(messages: list[dict[str, Any]], budget_chars: int) -> None:
-    """Shorten the oldest tool results (never the first prompt, never the recent ones) until
-    the conversation fits the budget."""
+    """Once the conversation outgrows the budget, shorten the oldest tool results (never the
+    first prompt, never the recent ones) down to 60% of it: rarely and in big steps, since
+    every change to old messages costs the provider's prompt cache from there on."""
     total = sum(len(m.get("content") or "") for m in messages)
+    if total <= budget_chars:
+        return
     for m in messages[2:-KEEP_RECENT_MESSAGES]:
-        if total <= budget_chars:
+        if total <= 0.6 * budget_chars:
             return
         if m["role"] == "tool" and len(m["content"]) > 600 and not m.get("compacted"):
             short = clip(m["content"], 400, "(an older result, shortened to save context)")

@@ -20,6 +20,7 @@ from agent.config import RunConfig
 from agent.episode import Hooks, run_episode
 from agent.models import make_model, parse_specs
 from agent.models.base import ModelAuthError, Usage
+from agent.models import pricing
 from agent.models.ensemble import Ensemble
 from agent.programs import Candidate, ProgramDB
 from agent.session import Session, Transcript
@@ -56,6 +57,7 @@ class Solver:
         self.cache = EvalCache()
         self.notes = git.NotesQueue(session.repo)
         self.ensemble = Ensemble(parse_specs(cfg.models), bandit=cfg.bandit)
+        pricing.load_pricing(cfg.pricing)
         self.usage = Usage()  # the whole run's tokens and dollars
         self.rng = random.Random(cfg.seed)
         self.listeners = listeners or []
@@ -228,7 +230,8 @@ class Solver:
         try:
             ctx = self._context(state)
             messages = self._prompt(parent, inspirations, failures)
-            model = make_model(spec, self.cfg, n)
+            model = make_model(spec, self.cfg, n, on_retry=lambda info: self.emit(
+                "model_retry", episode=n, **info))
             hooks = Hooks(
                 on_tool=lambda call, res: self.emit(
                     "tool_called", episode=n, tool=call.name, is_error=res.is_error,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from agent.config import RunConfig
 from agent.models.base import Model
@@ -24,7 +25,9 @@ def parse_specs(specs: list[str]) -> list[ModelChoice]:
     for raw in specs:
         spec, weight = raw, 1.0
         head, sep, tail = raw.rpartition(":")
-        if sep and head:
+        host = head.split("://", 1)[1] if "://" in head else None
+        is_port = host is not None and ":" not in host and "/" not in host  # @http://h:8000
+        if sep and head and not is_port:
             try:
                 weight = float(tail)
                 spec = head
@@ -57,8 +60,9 @@ def default_model(env: dict[str, str]) -> tuple[str, str]:
     return "tuner", "no ANTHROPIC_API_KEY or OPENAI_API_KEY is set; the built-in tuner needs none"
 
 
-def make_model(spec: str, cfg: RunConfig, episode: int) -> Model:
-    """A fresh model for one episode."""
+def make_model(spec: str, cfg: RunConfig, episode: int,
+               on_retry: Callable[[dict], None] | None = None) -> Model:
+    """A fresh model for one episode; on_retry hears of every retried API call."""
     if spec == "tuner":
         from agent.models.tuner import TunerModel
         return TunerModel(seed=cfg.seed * 1_000_003 + episode, trials=cfg.tuner.trials,
@@ -67,12 +71,15 @@ def make_model(spec: str, cfg: RunConfig, episode: int) -> Model:
         from agent.models.scripted import ScriptedModel
         return ScriptedModel(spec.split(":", 1)[1], episode=episode)
     provider, _, name = spec.partition("/")
+    p = cfg.provider
+    retry = dict(max_retries=p.max_retries, base_delay_s=p.base_delay_s,
+                 max_delay_s=p.max_delay_s, timeout_s=p.timeout_s, on_retry=on_retry)
     if provider == "anthropic" and name:
         from agent.models.anthropic import AnthropicModel
-        return AnthropicModel(name)
+        return AnthropicModel(name, max_tokens=p.max_tokens, thinking=p.thinking, **retry)
     if provider == "openai" and name:
         from agent.models.openai import OpenAIModel
         model, _, base_url = name.partition("@")
-        return OpenAIModel(model, base_url=base_url or None)
+        return OpenAIModel(model, base_url=base_url or None, **retry)
     raise ModelSpecError(f"model {spec!r}: use tuner, scripted:PATH, anthropic/NAME or "
                          "openai/NAME[@URL]")
