@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Sealed evaluator for the Cloudcast broadcast task.
+
+Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+
+The candidate's ``cloudcast.search.search_algorithm`` runs in a child process (runner.py)
+that reports only node names; this process checks every (destination, partition) path against
+its own copy of the region graph and prices it with the published simulator's rules
+(simulate.py). Prints ONE JSON object as the last stdout line.
+
+Score (quick/full/test): 100 x mean over instances of (reference cost / candidate cost), where
+the reference is the published baseline (cheapest path per destination); an instance that
+fails, times out or returns an invalid topology counts 0. Score (leaderboard): the published
+100 x (1199.00 - clamp(total $, 626.24, 1199.00)) / (1199.00 - 626.24) over the five published
+configurations, with the raw total in the metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import graph
+import instances as inst_mod
+from simulate import TopologyError, check_paths, reference_paths, simulate
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_TIME_LIMIT_S = 120.0  # the candidate's whole stage (import + every search)
+LB_WORST, LB_BEST = 1199.00, 626.24
+
+
+def _tb_tail(exc: BaseException, lines: int = 8) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _invalid(reason: str, metrics: dict | None = None, artifacts: dict | None = None) -> dict:
+    return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": "INVALID: " + reason,
+            "artifacts": artifacts or {}}
+
+
+def leaderboard_score(total: float) -> float:
+    clamped = max(min(total, LB_WORST), LB_BEST)
+    return 100.0 * (LB_WORST - clamped) / (LB_WORST - LB_BEST)
+
+
+def start_candidate(tmp: Path, worktree: str, data: str, insts: list) -> tuple[subprocess.Popen, Path]:
+    """Start runner.py on the candidate; it writes its records to the returned file."""
+    job = tmp / "job.json"
+    out = tmp / "out.jsonl"
+    job.write_text(json.dumps({"worktree": str(Path(worktree).resolve()), "data": data,
+                               "instances": [i.to_json() for i in insts]}))
+    out.touch()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([sys.executable, str(HERE / "runner.py"), str(job), str(out)], cwd=tmp, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc, out
+
+
+def finish_candidate(proc: subprocess.Popen, out: Path, deadline: float, time_limit: float) -> tuple[list[dict], str]:
+    """Records written by runner.py, and a note if it timed out or died."""
+    note = ""
+    try:
+        log, _ = proc.communicate(timeout=max(deadline - time.perf_counter(), 0.01))
+        if proc.returncode != 0:
+            note = f"the candidate process exited with status {proc.returncode}: " \
+                   f"{log.decode(errors='replace')[-1500:]}"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        note = f"time limit of {time_limit:g} s exceeded (import + all searches)"
+    records = []
+    for line in out.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records, note
+
+
+def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
+    t0 = time.perf_counter()
+    if stage == "leaderboard" and not data:
+        return _invalid("stage leaderboard needs the published data: pass --data DIR (a folder with "
+                        "config/*.json and profiles/cost.csv, profiles/throughput.csv)")
+    rows = graph.load_rows(data if stage == "leaderboard" else None)
+    table = graph.edge_table(rows)
+    regions = sorted({u for u, _ in table} | {v for _, v in table})
+    try:
+        insts = inst_mod.stage_instances(stage, regions, data or None)
+    except ValueError as exc:
+        return _invalid(str(exc))
+    with tempfile.TemporaryDirectory(prefix="cloudcast-") as tmp:
+        proc, out = start_candidate(Path(tmp), worktree, data if stage == "leaderboard" else "", insts)
+        deadline = time.perf_counter() + time_limit
+        try:
+            # The reference costs are computed while the candidate runs.
+            base = graph.to_networkx(table)
+            refs = [simulate(i, check_paths(i, reference_paths(i, base), table), table) for i in insts]
+        finally:
+            records, note = finish_candidate(proc, out, deadline, time_limit)
+    head = records[0] if records else {}
+    if "import_error" in head:
+        return _invalid("importing cloudcast.search failed with " + str(head["import_error"]))
+    if "import_s" not in head:
+        return _invalid("the candidate process reported nothing. " + (note or "(no output)"))
+    by_name = {r.get("name"): r for r in records[1:] if isinstance(r.get("name"), str)}
+
+    metrics: dict[str, float] = {"import_s": round(float(head["import_s"]), 4)}
+    rows_out, errors = [], []
+    ratios, total_cost, ref_total = [], 0.0, 0.0
+    for inst, ref in zip(insts, refs):
+        ref_total += ref.cost
+        rec = by_name.get(inst.name)
+        why = None
+        if rec is None:
+            why = note or "no result (the candidate process stopped before this instance)"
+        elif "error" in rec:
+            why = f"search_algorithm raised {rec['error']}"
+        else:
+            try:
+                res = simulate(inst, check_paths(inst, rec.get("paths"), table), table)
+            except TopologyError as exc:
+                why = f"invalid topology: {exc}"
+        if why is not None:
+            errors.append(f"{inst.name}: {why}")
+            ratios.append(0.0)
+            rows_out.append((inst.name, None, ref.cost, None, None))
+            continue
+        ratio = ref.cost / res.cost
+        ratios.append(ratio)
+        total_cost += res.cost
+        metrics[f"cost_usd_{inst.name}"] = round(res.cost, 4)
+        metrics[f"time_s_{inst.name}"] = round(res.time_s, 3)
+        rows_out.append((inst.name, res, ref.cost, ratio, rec.get("search_s")))
+    metrics["n_instances"] = len(insts)
+    metrics["n_failed"] = len(errors)
+    metrics["total_cost_usd"] = round(total_cost, 4)
+    metrics["reference_total_cost_usd"] = round(ref_total, 4)
+    elapsed = time.perf_counter() - t0
+    metrics["eval_s"] = round(elapsed, 3)
+
+    table_txt = ["instance              cost_$   egress_$  vm_$   time_s  edges nodes  ref_$    ref/cost  search_s"]
+    for name, res, ref_cost, ratio, search_s in rows_out:
+        if res is None:
+            table_txt.append(f"{name:<20} FAILED{'':<40}{ref_cost:8.2f}   0")
+        else:
+            table_txt.append(f"{name:<20} {res.cost:8.2f} {res.egress_cost:8.2f} {res.vm_cost:6.2f} "
+                             f"{res.time_s:8.1f} {res.n_edges:5d} {res.n_nodes:5d} {ref_cost:8.2f} "
+                             f"{ratio:8.4f} {float(search_s or 0):8.3f}")
+    artifacts = {"instances": "\n".join(table_txt)}
+    if errors:
+        artifacts["errors"] = "\n\n".join(errors)
+
+    if stage == "leaderboard":
+        if errors:
+            return _invalid(f"{len(errors)} configuration(s) failed (the published evaluator aborts the whole "
+                            f"run): " + errors[0][:1500], metrics, artifacts)
+        score = leaderboard_score(total_cost)
+        metrics["published_score"] = round(score, 4)
+        feedback = (f"leaderboard: total cost ${total_cost:.2f} over {len(insts)} published configurations "
+                    f"-> published score {score:.2f} (100 at <= ${LB_BEST}, 0 at >= ${LB_WORST}; the score "
+                    f"saturates, compare the raw dollars). Baseline: $1045.86 / 26.74.")
+        return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback, "artifacts": artifacts}
+
+    score = 100.0 * sum(ratios) / len(ratios)
+    ok = [r for r in rows_out if r[1] is not None]
+    worst = sorted(ok, key=lambda r: r[3])[:3]
+    worst_txt = "; ".join(f"{n}: ${r.cost:.2f} vs reference ${c:.2f}" for n, r, c, _, _ in worst)
+    feedback = (f"stage {stage}: score {score:.3f} = 100 x mean(reference cost / your cost) over {len(insts)} "
+                f"broadcasts (the published baseline, cheapest path per destination, scores 100; higher is "
+                f"better). Your total ${total_cost:.2f} vs reference ${ref_total:.2f}. Least improved: "
+                f"{worst_txt or '-'}. ")
+    if errors:
+        feedback += f"{len(errors)} instance(s) FAILED and count 0: {errors[0][:1500]} "
+    feedback += ("Hint: egress $/GB dominates the cost; an edge carrying the same partition to several "
+                 f"destinations is paid once. Time {elapsed:.2f}s.")
+    # A failed instance counts 0 in the mean; the candidate stays valid while any instance works.
+    return {"score": score, "valid": len(errors) < len(insts), "metrics": metrics, "feedback": feedback,
+            "artifacts": artifacts}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--stage", required=True)
+    ap.add_argument("--candidate", required=True, help="path to the candidate worktree")
+    ap.add_argument("--data", default="", help="published data folder (leaderboard stage)")
+    ap.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
+    args = ap.parse_args(argv)
+    try:
+        result = evaluate(args.stage, args.candidate, args.data or os.environ.get("ADRS_DATA", ""),
+                          args.time_limit)
+    except BaseException as exc:  # noqa: BLE001 - never exit without a JSON line
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result = _invalid(f"evaluator error {type(exc).__name__}: {exc}\n{_tb_tail(exc)}")
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

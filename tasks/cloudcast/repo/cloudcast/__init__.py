@@ -1,0 +1,1 @@
+"""Cloudcast broadcast policy: edit search.py (and add modules here)."""
