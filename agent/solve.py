@@ -371,6 +371,7 @@ class Solver:
             cand, self.db.by_commit.get(parent), heading="candidate"))
 
     def _run_command(self, state: EpisodeState, command: str, timeout_s: float) -> ToolResult:
+        state.scanner.sync_index()  # the agent may use git in there
         res = sandbox_run.run(["bash", "-c", command], state.worktree, timeout_s=timeout_s,
                               memory_mb=self.spec.memory_mb, network=False,
                               writable=[state.worktree], hide=self.hidden)

@@ -298,7 +298,22 @@ def test_scanner_agrees_with_git_and_commits_in_one_go(tmp_path):
     assert git.changed_paths(git.files_at(repo, base), files) == [
         "link", "pkg/a.py", "pkg/b.py", "pkg/c.py"]
 
-    (wt / "pkg" / "a.py").write_text("A = 11\n")  # only a tracked edit: one git process
+    (wt / "pkg" / "a.py").write_text("A = 11\n")
+    (wt / "pkg" / "deep" / "x").mkdir(parents=True)
+    (wt / "pkg" / "deep" / "x" / "run.sh").write_text("#!/bin/sh\n")
+    (wt / "pkg" / "deep" / "x" / "run.sh").chmod(0o755)
+    (wt / "pkg-a.py").write_text("sorts between pkg and pkg/\n")
     files = scanner.scan()
     sha2 = scanner.commit_all(files, "again")
     assert git.files_at(repo, sha2) == files and sha2 != sha
+    # the hand-written objects are what git itself would write, and the repo is sound
+    scanner.sync_index()
+    git.git(["add", "-A"], cwd=wt)
+    assert git.git(["write-tree"], cwd=wt).strip() == git.git(
+        ["rev-parse", f"{sha2}^{{tree}}"], cwd=wt).strip()
+    assert git.git(["status", "--porcelain"], cwd=wt).strip() == ""
+    git.git(["fsck", "--strict", "--no-dangling"], cwd=repo)
+    mode = git.git(["ls-tree", "-r", sha2, "pkg/deep/x/run.sh"], cwd=repo).split()[0]
+    assert mode == "100755"
+    log = git.git(["log", "--format=%an <%ae>|%s|%P", "-2", sha2], cwd=repo).splitlines()
+    assert log[0] == f"adrs-agent <adrs-agent@localhost>|again|{sha}"
