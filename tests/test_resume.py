@@ -165,3 +165,26 @@ def test_resume_after_a_kill_inside_git(tmp_path, lock):
     assert not path.exists()
     assert {e["commit"] for e in scored(evs)} <= noted(session / "repo")
     assert len(of_type(evs, "candidate_committed")) == 4
+
+
+def test_resume_refuses_a_session_whose_runner_is_alive(tmp_path):
+    """Two processes must never drive one session (notes and worktrees have one writer)."""
+    import sys
+
+    out = run_cli("solve", str(toy_task(tmp_path)), "--model", "tuner", "--budget", "1",
+                  "--no-test", "--sessions-dir", str(tmp_path / "s"))
+    assert out.returncode == 0
+    session = only_session(tmp_path / "s")
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                               "adrs-agent"])
+    try:
+        (session / "run.pid").write_text(str(runner.pid))
+        refused = run_cli("resume", session.name, "--sessions-dir", str(tmp_path / "s"),
+                          check=False)
+        assert refused.returncode == 2
+        assert f"process {runner.pid}" in refused.stdout
+    finally:
+        runner.kill()
+        runner.wait()
+    again = run_cli("resume", session.name, "--sessions-dir", str(tmp_path / "s"))
+    assert again.returncode == 0  # the runner is gone: resume goes ahead
