@@ -92,7 +92,7 @@ def test_seed_quick_valid(seed_quick):
     r = seed_quick
     assert r["valid"] is True, r["feedback"]
     m = r["metrics"]
-    assert m["hit_reviews_1500_s1"] > m["anchor_reviews_1500_s1"] + 30
+    assert m["hit_reviews_1500_s1"] > m["anchor_reviews_1500_s1"] + 50
     assert 40 < r["score"] < 100
 
 
@@ -148,11 +148,36 @@ def test_raise_is_invalid(tmp_path):
     assert r["valid"] is False and "ValueError" in r["feedback"] and "bad order" in r["feedback"]
 
 
-def test_tuned_constant_beats_seed_on_quick(tmp_path, seed_quick):
-    base = seed_quick
-    tuned = run_eval(candidate(tmp_path, "tuned", with_constants(EARLY_STOP_SCALE=0.1)), "quick")
-    assert tuned["valid"], tuned["feedback"]
-    assert tuned["metrics"]["avg_hit_rate"] > base["metrics"]["avg_hit_rate"]
+def test_tuned_constant_beats_seed_on_full(tmp_path):
+    # The tuner commits strict improvements on `full`: a column score that weighs value length
+    # more (mean_len ** 2.5 instead of the published ** 2) must beat the published GGR there.
+    base = run_eval(candidate(tmp_path, "seed"), "full")
+    tuned = run_eval(candidate(tmp_path, "tuned", with_constants(COLUMN_LENGTH_POWER=2.5)), "full")
+    assert base["valid"] and tuned["valid"], (base["feedback"], tuned["feedback"])
+    assert tuned["metrics"]["avg_hit_rate"] > base["metrics"]["avg_hit_rate"] + 0.5
+    assert tuned["score"] > base["score"]
+
+
+def test_seed_groups_a_shared_value_first_whatever_its_column():
+    # GGR moves the heaviest value (len ** 2 * (count - 1) >= early_stop) to the front of every
+    # row that holds it, in whichever column it sits; a fixed column order cannot do that.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("llmsql_seed", REPO / "solution.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    shared = "a long shared system prompt value"  # 33 chars: 1089 * 299 >= 100000
+    rng = random.Random(3)
+    rows = []
+    for k in range(300):
+        other = f"unique-{k:04d}"
+        rows.append((shared, other, rng.choice("xyz")) if k % 2 else (other, shared, rng.choice("xyz")))
+    df = pd.DataFrame(rows, columns=["a", "b", "c"])
+    out = mod.Solution().solve(df, early_stop=100000, row_stop=4, col_stop=2, col_merge=[], one_way_dep=[],
+                               distinct_value_threshold=0.7, parallel=True)
+    assert len(out) == 300
+    assert (out.iloc[:, 0] == shared).all()
+    got = sorted(tuple(sorted(map(str, r))) for r in out.itertuples(index=False, name=None))
+    assert got == sorted(tuple(sorted(r)) for r in rows)
 
 
 def test_leaderboard_needs_data(tmp_path):
@@ -166,4 +191,5 @@ def test_leaderboard_on_beer(tmp_path):
     r = run_eval(candidate(tmp_path, "beer"), "leaderboard", data=str(SHARED / "data"))
     assert r["valid"] is True, r["feedback"]
     assert abs(r["metrics"]["anchor_beer"] - 14.43) < 0.01  # identity with the merge applied
-    assert r["metrics"]["hit_beer"] > 60.0
+    # the published GGR reaches 70.7% on beer.csv; the seed re-implements it
+    assert abs(r["metrics"]["hit_beer"] - 70.7) < 0.2
