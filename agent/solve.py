@@ -35,7 +35,7 @@ Listener = Callable[[dict], None]
 
 @dataclass
 class EpisodeState:
-    """What one episode's tools share: its worktree, current head and index snapshot."""
+    """What one episode's tools share: its worktree, current head and files (by blob sha)."""
 
     n: int
     island: int

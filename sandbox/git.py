@@ -148,18 +148,6 @@ def clear_stale_locks(repo: Path) -> list[str]:
     return removed
 
 
-def snapshot(worktree: Path) -> dict[str, str]:
-    """Stage everything and return {path: blob sha} of the index (one `git add`, one `ls-files`)."""
-    git(["add", "-A"], cwd=worktree)
-    out = git(["ls-files", "-s", "-z"], cwd=worktree)
-    files = {}
-    for entry in out.split("\0"):
-        if entry:
-            meta, path = entry.split("\t", 1)
-            files[path] = meta.split()[1]
-    return files
-
-
 class Scanner:
     """One episode's worktree as {path: blob sha}, without starting git: files are re-hashed
     only when their size or mtime changed, and git is asked only whether new paths are
@@ -331,11 +319,6 @@ def restore(worktree: Path, paths: list[str], commit: str = "HEAD") -> None:
     for path in set(paths) - tracked:
         git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], cwd=worktree)
         (worktree / path).unlink(missing_ok=True)
-
-
-def commit(worktree: Path, message: str) -> str:
-    git(["commit", "--quiet", "--no-verify", "-m", message], cwd=worktree)
-    return head(worktree)
 
 
 def files_at(repo: Path, commit: str) -> dict[str, str]:

@@ -13,7 +13,12 @@ import pytest
 from sandbox import git
 from sandbox.git import (NotesWriter, add_detached_worktree, add_worktree, changed_paths,
                          content_hash, init_repo, matches, noted_commits, read_note,
-                         remove_worktree, restore, snapshot)
+                         remove_worktree, restore)
+
+
+def snapshot(wt: Path) -> dict[str, str]:
+    """The worktree as the episode loop sees it: {path: blob sha}, ignored files left out."""
+    return git.Scanner(wt, {}).scan()
 
 EDITABLE = ["pkg/**/*.py"]
 
@@ -183,8 +188,8 @@ def test_commit_author_is_adrs_agent_without_home_identity(tmp_path, session_rep
     wt = tmp_path / "wt"
     add_worktree(repo, wt, "ep", base)
     (wt / "pkg" / "policy.py").write_text("def policy():\n    return 5\n")
-    snapshot(wt)
-    sha = git.commit(wt, "candidate 1")
+    scanner = git.Scanner(wt, git.files_at(repo, base))
+    sha = scanner.commit_all(scanner.scan(), "candidate 1")
     assert sha != base and len(sha) == 40
     # a plain git in the identity-less environment reads the commit
     out = subprocess.run(["git", "log", "-1", "--format=%an%n%ae%n%cn%n%s", sha], cwd=wt,
