@@ -7,6 +7,7 @@ sorted incrementally and diversity is measured on a bounded random sample.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import math
 import random
@@ -31,6 +32,7 @@ class Candidate:
     model: str = ""
     message: str = ""
     code_size: int = 0
+    code_shape: dict = field(default_factory=dict)  # counts of structural syntax, see code_shape
     t: float = 0.0
     test_score: float | None = None
 
@@ -160,7 +162,30 @@ class ProgramDB:
         return list(self.failures)[-n:][::-1] if n > 0 else []
 
 
+SHAPES = {"branches": (ast.If, ast.IfExp, ast.Match), "loops": (ast.For, ast.While, ast.comprehension),
+          "functions": (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef),
+          "calls": (ast.Call,), "comparisons": (ast.Compare,), "arithmetic": (ast.BinOp,)}
+
+
+def code_shape(sources: list[str]) -> dict[str, int]:
+    """How much of each kind of structure the code has: two policies that differ only in
+    constants look alike here, a rewrite does not. Unparsable files count as nothing."""
+    counts = dict.fromkeys(SHAPES, 0)
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            for name, kinds in SHAPES.items():
+                if isinstance(node, kinds):
+                    counts[name] += 1
+    return counts
+
+
 def _descriptors(cands: list[Candidate], keys: list[str]) -> np.ndarray:
+    """Behaviour (the evaluator's numeric metrics) and code (size and shape), one row each."""
     rows = [[float(c.metrics.get(k, 0.0)) if isinstance(c.metrics.get(k, 0.0), (int, float))
-             else 0.0 for k in keys] + [math.log1p(c.code_size)] for c in cands]
+             else 0.0 for k in keys] + [math.log1p(c.code_size)]
+            + [math.log1p(c.code_shape.get(s, 0)) for s in SHAPES] for c in cands]
     return np.asarray(rows, dtype=float)

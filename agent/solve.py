@@ -22,7 +22,7 @@ from agent.models import make_model, parse_specs
 from agent.models.base import ModelAuthError, Usage
 from agent.models import pricing
 from agent.models.ensemble import Ensemble
-from agent.programs import Candidate, ProgramDB
+from agent.programs import Candidate, ProgramDB, code_shape
 from agent.session import Session, Transcript
 from sandbox import git
 from sandbox import run as sandbox_run
@@ -402,8 +402,11 @@ class Solver:
         try:
             files = files or git.files_at(self.session.repo, sha)
             key = git.content_hash(files, self.task.editable)
-            code_size = sum((worktree / p).stat().st_size for p in files
-                            if git.matches(p, self.task.editable) and (worktree / p).is_file())
+            editable = [worktree / p for p in files
+                        if git.matches(p, self.task.editable) and (worktree / p).is_file()]
+            code_size = sum(p.stat().st_size for p in editable)
+            shape = code_shape([p.read_text(errors="replace") for p in editable
+                                if p.suffix == ".py"])
             cascade = run_cascade(self.spec, lambda stage: self._stage(
                 key, worktree, stage, sha[:10]))
         finally:
@@ -414,7 +417,7 @@ class Solver:
             commit=sha, parent=parent, episode=episode, island=island, score=cascade.score,
             valid=cascade.valid, key=key, stage_reached=last.stage,
             feedback=(last.feedback or last.error)[:4000], metrics=last.metrics, model=model,
-            message=message, code_size=code_size, t=time.time())
+            message=message, code_size=code_size, code_shape=shape, t=time.time())
         self._record(cand, [s.to_dict() for s in cascade.stages], cascade=cascade)
         return cand
 

@@ -68,3 +68,24 @@ def test_inspirations_never_include_the_parent():
     picks = db.inspirations(parent, 0, random.Random(1), 3)
     assert len(picks) == 3
     assert parent.commit not in {c.commit for c in picks}
+
+
+def test_explore_also_finds_a_different_code_structure():
+    """Same behaviour, same size: the rewrite with loops and branches is the diverse one."""
+    from agent.programs import code_shape
+
+    tuned = code_shape(["A = 1.5\nB = 2\ndef f(x):\n    return A * x + B\n"])
+    rewrite = code_shape(["def f(x):\n    for i in range(3):\n        if x > i:\n"
+                          "            x = g(x) - i\n    return x\n"])
+    assert tuned["loops"] == 0 and rewrite["loops"] == 1 and rewrite["branches"] == 1
+    assert code_shape(["def broken(:\n"]) == dict.fromkeys(tuned, 0)
+    db = make_db()
+    for i in range(8):
+        c = cand(f"tuned{i}", 0.8 + i / 1000, metrics={"x": 1.0}, size=100)
+        c.code_shape = tuned
+        db.add(c)
+    other = cand("rewrite", 0.6, metrics={"x": 1.0}, size=100)
+    other.code_shape = rewrite
+    db.add(other)
+    picks = [db.sample_parent(0, random.Random(k), exploit_ratio=0.0).commit for k in range(10)]
+    assert picks.count("rewrite") == 10
