@@ -148,10 +148,11 @@ class Printer:
         self.lock = threading.Lock()
 
     def __call__(self, event: dict) -> None:
-        if event["type"] != "candidate_scored" or self.solver is None or event.get("heldout"):
-            if event["type"] == "candidate_scored" and event.get("heldout"):
-                console.print(f"  held-out {event['stage']}: {event['commit'][:10]} "
-                              f"{_f(event['score'])}")
+        if event["type"] != "candidate_scored" or self.solver is None:
+            return
+        if event.get("heldout"):
+            console.print(f"  held-out {event['stage']}: {event['commit'][:10]} "
+                          f"{_f(event['score'])}")
             return
         db = self.solver.db
         cand = db.by_commit.get(event["commit"])
@@ -174,16 +175,17 @@ class Printer:
 @app.command()
 def sessions(sessions_dir: Path = typer.Option(Path(SESSIONS_DIR))) -> None:
     """List sessions with their task, candidates and best score."""
-    root = sessions_dir.resolve()
-    found = sorted(p for p in root.glob("*") if (p / "session.toml").is_file()) \
-        if root.is_dir() else []
+    found = Session.folders(sessions_dir)
     if not found:
-        console.print(f"no sessions under {root}")
+        console.print(f"no sessions under {sessions_dir.resolve()}")
         return
     for path in found:
         s = Session(path)
-        scored = [e for e in s.events() if e["type"] == "candidate_scored" and not e.get("heldout")]
-        finished = any(e["type"] == "session_finished" for e in s.events())
+        scored, finished = [], False
+        for e in s.events(skip=("tool_called", "budget", "evaluated")):
+            if e["type"] == "candidate_scored" and not e.get("heldout"):
+                scored.append(e)
+            finished = finished or e["type"] == "session_finished"
         best = max((e["score"] for e in scored if e["score"] is not None), default=None)
         console.print(f"{s.id}  {len(scored)} scored  best {_f(best)}  "
                       f"{'finished' if finished else 'open (resume it)'}")

@@ -52,14 +52,20 @@ class Session:
         session.write_config(cfg, task_name)
         return session
 
+    @staticmethod
+    def folders(sessions_dir: Path) -> list[Path]:
+        """Every session folder under sessions_dir, oldest first (ids start with the time)."""
+        root = Path(sessions_dir).resolve()
+        return sorted(p for p in root.glob("*") if (p / "session.toml").is_file()) \
+            if root.is_dir() else []
+
     @classmethod
     def find(cls, sessions_dir: Path, ident: str | None) -> "Session":
         """A session by id, id prefix, or path; the newest one when ident is None."""
         if ident and (Path(ident) / "session.toml").is_file():
             return cls(Path(ident).resolve())
         root = Path(sessions_dir).resolve()
-        found = sorted(p for p in root.glob("*") if (p / "session.toml").is_file()) \
-            if root.is_dir() else []
+        found = cls.folders(root)
         if ident:
             found = [p for p in found if p.name == ident] or [
                 p for p in found if p.name.startswith(ident)]

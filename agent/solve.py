@@ -6,6 +6,7 @@ writer) and to events.jsonl. `Solver.restore()` rebuilds all state from those on
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 import threading
@@ -35,14 +36,14 @@ Listener = Callable[[dict], None]
 
 @dataclass
 class EpisodeState:
-    """What one episode's tools share: its worktree, current head and files (by blob sha)."""
+    """What one episode's tools share: its worktree, current head, and the scanner that knows
+    the head's files (`scanner.tracked`) and the worktree's."""
 
     n: int
     island: int
     model: str
     worktree: Path
     head: str
-    files: dict[str, str]
     scanner: git.Scanner
     commits: list[str] = field(default_factory=list)
 
@@ -51,8 +52,8 @@ class Solver:
     def __init__(self, session: Session, task: Task, cfg: RunConfig,
                  listeners: list[Listener] | None = None):
         self.session, self.task, self.cfg = session, task, cfg
-        self.spec = task.evaluator
-        self.spec.cwd = session.evaluator  # the sealed copy made when the session started
+        # the sealed copy made when the session started, not the task folder's
+        self.spec = dataclasses.replace(task.evaluator, cwd=session.evaluator)
         self.db = ProgramDB(self.spec.direction, cfg.search.islands, cfg.search.elite_size)
         self.cache = EvalCache()
         self.notes = git.NotesQueue(session.repo)
@@ -220,9 +221,8 @@ class Solver:
         worktree = self.session.worktrees / f"e{n}"
         branch = f"adrs/{island}/{n}"
         git.add_worktree(self.session.repo, worktree, branch, parent.commit)
-        files = git.files_at(self.session.repo, parent.commit)
-        state = EpisodeState(n, island, spec, worktree, parent.commit, files,
-                             git.Scanner(worktree, files))
+        state = EpisodeState(n, island, spec, worktree, parent.commit, git.Scanner(
+            worktree, git.files_at(self.session.repo, parent.commit)))
         self.emit("episode_started", episode=n, island=island, parent=parent.commit, model=spec,
                   branch=branch)
         transcript = Transcript(self.session.transcript_path(n),
@@ -324,7 +324,7 @@ class Solver:
         files = state.scanner.scan()
         key = git.content_hash(files, self.task.editable)
         result = self._stage(key, state.worktree, stage, f"e{state.n}-{key[:8]}")
-        outside = [p for p in git.changed_paths(state.files, files)
+        outside = [p for p in git.changed_paths(state.scanner.tracked, files)
                    if not git.matches(p, self.task.editable)]
         warn = (f"\nwarning: you changed non-editable paths {outside}; a commit will "
                 "reject them" if outside else "")
@@ -340,7 +340,7 @@ class Solver:
         sha = ""
         try:
             files = state.scanner.scan()
-            changed = git.changed_paths(state.files, files)
+            changed = git.changed_paths(state.scanner.tracked, files)
             outside = [p for p in changed if not git.matches(p, self.task.editable)]
             # the trailer keeps two episodes' identical commits distinct commits
             sha = state.scanner.commit_all(files, f"{message}\n\nadrs-episode: {state.n}") \
@@ -365,7 +365,7 @@ class Solver:
                   island=state.island, model=state.model, message=message, files=changed)
         cand = self._score_commit(sha, parent, state.n, state.island, state.model, message,
                                   worktree=state.worktree, files=files)
-        state.head, state.files = sha, files
+        state.head = sha
         state.commits.append(sha)
         return ToolResult(f"committed {sha[:10]}\n" + self._report(
             cand, self.db.by_commit.get(parent), heading="candidate"))

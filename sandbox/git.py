@@ -93,22 +93,25 @@ def init_repo(repo: Path, source: str, ref: str | None = None) -> str:
     return head(repo)
 
 
+def _git_dirs(worktree: Path) -> tuple[Path, Path, str]:
+    """(the worktree's git dir, the repo's common git dir, the content of HEAD)."""
+    gitdir = worktree / ".git"
+    if gitdir.is_file():  # a linked worktree: "gitdir: <path>"
+        gitdir = Path(gitdir.read_text().split(":", 1)[1].strip())
+    common = gitdir
+    if (gitdir / "commondir").is_file():
+        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    return gitdir, common, (gitdir / "HEAD").read_text().strip()
+
+
 def head(worktree: Path) -> str:
     """The commit at HEAD, read from git's files where that is plain (no process started)."""
     try:
-        gitdir = worktree / ".git"
-        if gitdir.is_file():  # a linked worktree: "gitdir: <path>"
-            gitdir = Path(gitdir.read_text().split(":", 1)[1].strip())
-        ref = (gitdir / "HEAD").read_text().strip()
-        if not ref.startswith("ref: "):
-            return ref if re.fullmatch(r"[0-9a-f]{40}", ref) else _rev_parse(worktree)
-        common = gitdir
-        if (gitdir / "commondir").is_file():
-            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-        sha = (common / ref[5:]).read_text().strip()
-        return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else _rev_parse(worktree)
+        _, common, ref = _git_dirs(worktree)
+        sha = (common / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
     except OSError:
         return _rev_parse(worktree)  # a packed ref, or an unusual layout
+    return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else _rev_parse(worktree)
 
 
 def _rev_parse(worktree: Path) -> str:
@@ -232,14 +235,8 @@ class Scanner:
 
 def _head_ref(worktree: Path) -> tuple[Path | None, str]:
     """(common git dir, branch ref) when HEAD is a branch with a loose ref file, else None."""
-    gitdir = worktree / ".git"
     try:
-        if gitdir.is_file():
-            gitdir = Path(gitdir.read_text().split(":", 1)[1].strip())
-        ref = (gitdir / "HEAD").read_text().strip()
-        common = gitdir
-        if (gitdir / "commondir").is_file():
-            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        _, common, ref = _git_dirs(worktree)
     except OSError:
         return None, ""
     if not ref.startswith("ref: refs/heads/") or not (common / ref[5:]).is_file():

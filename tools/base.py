@@ -45,15 +45,9 @@ class ToolContext:
     notes: dict = field(default_factory=dict)
 
     def is_editable(self, rel: str) -> bool:
-        return is_editable(rel, self.editable)
-
-
-def is_editable(rel: str, globs: list[str]) -> bool:
-    """Whether a worktree-relative posix path matches one of the editable globs.
-
-    `**/` matches zero or more folders, so `pkg/**/*.py` matches `pkg/a.py` and `pkg/x/a.py`.
-    """
-    return matches(rel, globs)
+        """Whether a worktree-relative path matches an editable glob (`**/` also matches no
+        folder, `*` stays within one)."""
+        return matches(rel, self.editable)
 
 
 def clip(text: str, limit: int, how_to_see_more: str = "") -> str:
