@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -13,23 +14,66 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+import pydantic
+
 from agent.config import SESSIONS_DIR, RunConfig
-from agent.models import ModelSpecError, default_model, parse_specs
+from agent.models import ModelSpecError, check_files, default_model, parse_specs, untrusted
 from agent.models.base import ModelAuthError
 from agent.session import Session, SessionError
 from agent.task import Task, TaskError
+from sandbox.jail import JailConfig, JailError, check_backend, isolation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve a task's code with tool-using agents; git is the program database.")
 tasks_app = typer.Typer(no_args_is_help=True, help="Check and evaluate task folders.")
 app.add_typer(tasks_app, name="tasks")
 console = Console(highlight=False, soft_wrap=True)
+err_console = Console(highlight=False, soft_wrap=True, stderr=True)
 DEFAULTS = RunConfig(task_dir=".")
 
 
 def fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
+
+
+FLAGS = {"budget": "--budget", "workers": "--workers", "max_episodes": "--max-episodes",
+         "wall_s": "--wall-s", "max_cost_usd": "--max-cost", "seed": "--seed"}
+SANDBOX_HELP = ("Jail for candidate code and the agents' commands: auto (the task's choice, else "
+                "bwrap where it works), bwrap, docker (DOCKER_HOST or the local engine) or "
+                "process (no jail).")
+UNSAFE_HELP = ("Run code an LLM or a script wrote without a jail when none is available. It "
+               "can then read your API keys and files and use the network.")
+
+
+def config_error(e: pydantic.ValidationError) -> str:
+    """One line per bad option, in the flags' own words."""
+    parts = []
+    for err in e.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        parts.append(f"{FLAGS.get(name, name)} {err.get('input')!r}: {err['msg'].lower()}")
+    return "; ".join(parts)
+
+
+def jail_for(task: Task, backend: str, code_untrusted: bool, unsafe: bool,
+             what: str, out: Console = console) -> JailConfig:
+    """The jail candidates will run in, said once, loudly; refuse to run untrusted code
+    without one unless the user passed --unsafe-no-sandbox."""
+    try:
+        config = task.evaluator.jail(None if backend == "auto" else backend)
+        check_backend(config)
+    except JailError as e:
+        fail(str(e))
+    iso = isolation(config)
+    if iso.jailed:
+        out.print(iso.describe())
+        return config
+    if code_untrusted and not unsafe:
+        fail(f"refusing to run {what} without a jail. {iso.describe()}. Install bubblewrap "
+             "(apt-get install bubblewrap) or use --sandbox docker; only on a machine and "
+             "account with nothing to lose, pass --unsafe-no-sandbox")
+    out.print(f"[bold red]WARNING[/bold red] {iso.describe()}")
+    return config
 
 
 def load_task(task_dir: Path) -> Task:
@@ -55,6 +99,8 @@ def solve(
     sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders go."),
     no_tui: bool = typer.Option(False, "--no-tui", help="Print progress lines (the default until the TUI lands)."),
     no_test: bool = typer.Option(False, "--no-test", help="Skip the held-out test stage at the end."),
+    sandbox: str = typer.Option(DEFAULTS.sandbox, "--sandbox", help=SANDBOX_HELP),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox", help=UNSAFE_HELP),
 ) -> None:
     """Run agent episodes on TASK_DIR until the budget is spent; print the best candidate."""
     task = load_task(task_dir)
@@ -68,14 +114,22 @@ def solve(
         cfg = RunConfig(task_dir=str(task.dir), models=model, bandit=bandit,
                         max_cost_usd=max_cost, budget=budget,
                         workers=workers, max_episodes=max_episodes, wall_s=wall_s, seed=seed,
-                        data_dir=str(data.resolve()) if data else None, test_at_end=not no_test)
+                        data_dir=str(data.resolve()) if data else None, test_at_end=not no_test,
+                        sandbox=sandbox, unsafe_no_sandbox=unsafe_no_sandbox)
         parse_specs(cfg.models)
-    except (ModelSpecError, ValueError) as e:
+        check_files(cfg.models)
+    except pydantic.ValidationError as e:
+        fail(config_error(e))
+    except ModelSpecError as e:
         fail(str(e))
+    if not sessions_dir.exists() and not sessions_dir.parent.is_dir():
+        fail(f"--sessions-dir {sessions_dir}: its parent folder does not exist")
+    jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
+                    f"code written by {', '.join(cfg.models)}")
     session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
     console.print(f"session [bold]{session.id}[/bold] in {session.dir}")
     console.print(f"model: {', '.join(cfg.models)} ({why})")
-    _drive(session, task, cfg, resume=False)
+    _drive(session, task, cfg, resume=False, jail=jail)
 
 
 @app.command()
@@ -94,19 +148,22 @@ def resume(
              "stop that process first")
     cfg, _ = session.read_config()
     task = load_task(Path(cfg.task_dir))
+    jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
+                    f"code written by {', '.join(cfg.models)}")
     console.print(f"resuming session [bold]{session.id}[/bold]")
-    _drive(session, task, cfg, resume=True)
+    _drive(session, task, cfg, resume=True, jail=jail)
 
 
-def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool) -> None:
-    from agent.solve import Solver
+def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool,
+           jail: JailConfig) -> None:
+    from agent.solve import BaselineInvalid, Solver
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     bar = progress.add_task("candidates", total=cfg.budget)
     printer = Printer(progress, bar)
-    solver = Solver(session, task, cfg, listeners=[printer])
+    solver = Solver(session, task, cfg, listeners=[printer], jail=jail)
     session.claim()
     with progress:
         if resume:
@@ -121,6 +178,9 @@ def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool) -> None:
             session.close()
             fail(f"{e} (session {session.id} is kept; `adrs-agent resume {session.id}` "
                  "continues it once the key is set)")
+        except BaselineInvalid as e:
+            session.close()
+            fail(f"the task's baseline is invalid, so no episode was started: {e}")
     session.close()
     base = solver.db.baseline
     console.print(f"\nfinished ({solver.stop_reason or 'done'}): {solver.candidates_used} "
@@ -205,6 +265,8 @@ def tasks_eval(
     stage: Optional[str] = typer.Option(None, help="Stage to run (default: the first)."),
     candidate: Optional[str] = typer.Option(None, help="A folder, or a commit of the task's repo / a session repo (PATH@COMMIT)."),
     data: Optional[Path] = typer.Option(None, help="Data folder for the evaluator."),
+    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox", help=UNSAFE_HELP),
 ) -> None:
     """Evaluate the baseline (or a candidate) on one stage; print the evaluator's JSON."""
     from sandbox import git
@@ -217,30 +279,24 @@ def tasks_eval(
         fail(f"--stage {stage}: not a stage of {task.name}; use one of {spec.all_stages}")
     if data is not None and not data.is_dir():
         fail(f"--data {data}: no such folder")
-    with tempfile.TemporaryDirectory(prefix="adrs-eval-") as tmp:
-        if candidate and Path(candidate).is_dir():
+    repo, commit = _candidate_source(task, candidate)
+    jail = jail_for(task, sandbox, candidate is not None, unsafe_no_sandbox,
+                    f"the candidate {candidate}", out=err_console)
+    with tempfile.TemporaryDirectory(prefix="adrs-eval-") as tmp, \
+            contextlib.ExitStack() as cleanup:
+        if candidate and repo is None:
             where = Path(candidate).resolve()
         else:
-            where = Path(tmp) / "candidate"
-            repo, _, commit = (candidate or "").rpartition("@")
-            if candidate and not repo:
-                repo, commit = "", candidate
-            if repo or not candidate:
-                base = Path(tmp) / "repo"
-                git.init_repo(base, repo or task.source, task.ref)
-                if not candidate:
-                    commit = "HEAD"
-            else:
-                base = Path(task.source)
-                if not (base / ".git").exists():
-                    fail(f"--candidate {candidate}: not a folder, and the task's repo is not a "
-                         "git repo; give PATH or SESSION_REPO@COMMIT")
             try:
-                git.add_detached_worktree(base, where, commit)
+                if repo is None:  # the task's baseline
+                    repo = Path(tmp) / "repo"
+                    git.init_repo(repo, task.source, task.ref)
+                where = cleanup.enter_context(git.worktree(repo, Path(tmp) / "candidate",
+                                                           commit)).path
             except git.GitError as e:
-                fail(f"--candidate {candidate}: {e}")
+                fail(f"--candidate {candidate or '(baseline)'}: {e}")
         result = run_stage(spec, where, stage, python=sys.executable,
-                           data=data.resolve() if data else None)
+                           data=data.resolve() if data else None, jail=jail)
     out = {"score": result.score, "valid": result.valid, "metrics": result.metrics,
            "feedback": result.feedback, "artifacts": result.artifacts}
     if result.error:
@@ -249,6 +305,27 @@ def tasks_eval(
     print(json.dumps(out, indent=1))
     if not result.valid:
         raise typer.Exit(1)
+
+
+def _candidate_source(task: Task, candidate: str | None) -> tuple[Path | None, str]:
+    """(git repo, commit) of --candidate; (None, "") for a folder or the baseline."""
+    if candidate is None:
+        return None, "HEAD"
+    if Path(candidate).is_dir():
+        return None, ""
+    path, at, commit = candidate.rpartition("@")
+    if not at:
+        path, commit = str(task.source), candidate
+        if not (Path(path) / ".git").exists():
+            fail(f"--candidate {candidate}: not a folder, and the task's repo is not a git "
+                 "repo to find a commit in; give a folder or REPO@COMMIT")
+    repo = Path(path).expanduser().resolve()
+    if not (repo / ".git").exists():
+        fail(f"--candidate {candidate}: {path} is not a git repository; give a folder, or "
+             "REPO@COMMIT with REPO a git repo (a session's repo folder, say)")
+    if not commit:
+        fail(f"--candidate {candidate}: no commit after '@'")
+    return repo, commit
 
 
 def main() -> None:

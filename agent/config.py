@@ -74,17 +74,17 @@ class RunConfig(BaseModel):
     else the built-in tuner."""
     bandit: bool = False
     """Pick each episode's model by UCB on improvement per dollar instead of fixed weights."""
-    max_cost_usd: float = 0.0
+    max_cost_usd: float = Field(0.0, ge=0)
     """Stop starting episodes once the run has cost this much (0: no cap)."""
     pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides per model: {input, output, cache_read, cache_write} in $ per million tokens."""
-    budget: int = 40
+    budget: int = Field(40, ge=0)
     """Candidates (scored commits) the run may make, the baseline not counted."""
-    max_episodes: int = 0
+    max_episodes: int = Field(0, ge=0)
     """Episodes the run may start; 0 means twice the budget."""
-    workers: int = 1
+    workers: int = Field(1, ge=1)
     """Episodes run at once, each in its own worktree."""
-    wall_s: float = 4 * 3600.0
+    wall_s: float = Field(4 * 3600.0, gt=0)
     """Wall-clock seconds for the whole run; no new episode starts after it."""
     seed: int = 0
     """Seed for parent choice and the built-in models."""
@@ -92,6 +92,12 @@ class RunConfig(BaseModel):
     """Data folder handed to the evaluator ({data} in its command, ADRS_DATA), read-only."""
     test_at_end: bool = True
     """Score the best candidate (and the baseline) on the held-out test stage at the end."""
+    sandbox: str = "auto"
+    """Jail for candidate code and the agents' commands: auto (the task's choice, else bwrap
+    where it works), bwrap, docker or process (no jail)."""
+    unsafe_no_sandbox: bool = False
+    """Let LLM-written code run without a jail (process backend). Never on a machine or
+    account with anything to lose."""
     episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
     search: SearchConfig = Field(default_factory=SearchConfig)
     tuner: TunerConfig = Field(default_factory=TunerConfig)

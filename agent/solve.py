@@ -28,10 +28,15 @@ from agent.session import Session, Transcript
 from sandbox import git
 from sandbox import run as sandbox_run
 from sandbox.evaluate import CascadeResult, EvalCache, StageResult, run_cascade, run_stage
+from sandbox.jail import Jail, JailConfig, Mount
 from tools.base import ToolContext, ToolResult
 from agent.task import Task
 
 Listener = Callable[[dict], None]
+
+
+class BaselineInvalid(RuntimeError):
+    """The task's baseline does not pass its own evaluator; the message is its feedback."""
 
 
 @dataclass
@@ -42,15 +47,19 @@ class EpisodeState:
     n: int
     island: int
     model: str
-    worktree: Path
+    wt: git.Worktree
     head: str
     scanner: git.Scanner
     commits: list[str] = field(default_factory=list)
 
+    @property
+    def worktree(self) -> Path:
+        return self.wt.path
+
 
 class Solver:
     def __init__(self, session: Session, task: Task, cfg: RunConfig,
-                 listeners: list[Listener] | None = None):
+                 listeners: list[Listener] | None = None, jail: JailConfig | None = None):
         self.session, self.task, self.cfg = session, task, cfg
         # the sealed copy made when the session started, not the task folder's
         self.spec = dataclasses.replace(task.evaluator, cwd=session.evaluator)
@@ -71,8 +80,8 @@ class Solver:
         self.started = time.monotonic()
         self.stop_reason = ""
         self.stopping = False  # set when running episodes must end after their current turn
-        # what candidate code must never read: held-out results, the agents' transcripts
-        self.hidden = [session.heldout_logs, session.transcripts, task.dir]
+        # how candidate code and the agents' commands are jailed (see sandbox.jail)
+        self.jail = jail or self.spec.jail(cfg.sandbox if cfg.sandbox != "auto" else None)
         self._diffs: dict[tuple[str, str], str] = {}  # commits never change: diffs neither
 
     # -- events ---------------------------------------------------------------------------
@@ -139,6 +148,13 @@ class Solver:
     def run(self) -> Candidate | None:
         if self.baseline not in self.db.by_commit:
             self._score_commit(self.baseline, None, -1, 0, "baseline", "baseline")
+        base = self.db.by_commit[self.baseline]
+        if not base.valid:  # every episode would start from code that does not evaluate
+            self.stop_reason = "invalid_baseline"
+            self.emit("session_finished", reason=self.stop_reason, best=None, candidates=0,
+                      cost_usd=self.usage.cost_usd)
+            self.notes.flush()
+            raise BaselineInvalid(base.feedback or "(no feedback)")
         with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
             running: set = set()
             while True:
@@ -194,13 +210,11 @@ class Solver:
                 continue
             self.notes.flush()  # its note is read and extended below
             path = self.session.worktrees / f"test-{cand.commit[:10]}"
-            git.add_detached_worktree(self.session.repo, path, cand.commit)
-            try:
+            with git.worktree(self.session.repo, path, cand.commit) as wt:
                 log = self.session.heldout_logs / cand.commit[:10] / f"{self.spec.test_stage}.log"
-                result = run_stage(self.spec, path, self.spec.test_stage, python=sys.executable,
-                                   data=self.data, log_path=log, hide=self.hidden)
-            finally:
-                git.remove_worktree(self.session.repo, path)
+                result = run_stage(self.spec, wt.path, self.spec.test_stage,
+                                   python=sys.executable, data=self.data, log_path=log,
+                                   jail=self.jail)
             cand.test_score = result.score
             note = git.read_note(self.session.repo, cand.commit) or {}
             note["test"] = result.to_dict()
@@ -218,11 +232,11 @@ class Solver:
                                                 self.cfg.search.inspirations)
             failures = self.db.recent_failures(self.cfg.search.failures)
             spec = self.ensemble.choose(self.rng)
-        worktree = self.session.worktrees / f"e{n}"
         branch = f"adrs/{island}/{n}"
-        git.add_worktree(self.session.repo, worktree, branch, parent.commit)
-        state = EpisodeState(n, island, spec, worktree, parent.commit, git.Scanner(
-            worktree, git.files_at(self.session.repo, parent.commit)))
+        wt = git.add_worktree(self.session.repo, self.session.worktrees / f"e{n}", branch,
+                              parent.commit)
+        state = EpisodeState(n, island, spec, wt, parent.commit, git.Scanner(
+            wt, git.files_at(self.session.repo, parent.commit)))
         self.emit("episode_started", episode=n, island=island, parent=parent.commit, model=spec,
                   branch=branch)
         transcript = Transcript(self.session.transcript_path(n),
@@ -244,7 +258,7 @@ class Solver:
                 transcript=transcript, hooks=hooks)
         finally:
             transcript.close()
-            git.remove_worktree(self.session.repo, worktree)
+            git.remove_worktree(self.session.repo, wt)
             if not state.commits:
                 git.git(["branch", "-D", branch], cwd=self.session.repo, check=False)
         improvement = self._improvement(parent, state.commits)
@@ -342,9 +356,11 @@ class Solver:
             files = state.scanner.scan()
             changed = git.changed_paths(state.scanner.tracked, files)
             outside = [p for p in changed if not git.matches(p, self.task.editable)]
+            refused = [why for p in changed if p in files for why in
+                       (git.bad_path(p), git.escaping_link(state.worktree, p)) if why]
             # the trailer keeps two episodes' identical commits distinct commits
             sha = state.scanner.commit_all(files, f"{message}\n\nadrs-episode: {state.n}") \
-                if changed and not outside else ""
+                if changed and not outside and not refused else ""
         finally:
             if not sha:
                 with self.lock:
@@ -352,8 +368,17 @@ class Solver:
         if not changed:
             return ToolResult("nothing to commit: the code is the same as your last commit. "
                               "Edit something first.", is_error=True)
+        if refused:
+            bad = [p for p in changed if p in files and (
+                git.bad_path(p) or git.escaping_link(state.worktree, p))]
+            git.restore(state.wt, bad, state.head)
+            self.emit("candidate_rejected", episode=state.n, paths=bad,
+                      reason="paths git refuses or symlinks leaving the worktree")
+            return ToolResult(
+                "commit rejected: " + "; ".join(refused) + ". Those paths were removed; "
+                "commit again without them.", is_error=True)
         if outside:
-            git.restore(state.worktree, outside, state.head)
+            git.restore(state.wt, outside, state.head)
             self.emit("candidate_rejected", episode=state.n, paths=outside,
                       reason="touches non-editable paths")
             return ToolResult(
@@ -371,10 +396,13 @@ class Solver:
             cand, self.db.by_commit.get(parent), heading="candidate"))
 
     def _run_command(self, state: EpisodeState, command: str, timeout_s: float) -> ToolResult:
-        state.scanner.sync_index()  # the agent may use git in there
+        """The agent's shell command, in a jail that sees its worktree (writable, at
+        /candidate) and the system, and nothing of the session, evaluator or host."""
+        jail = Jail(dataclasses.replace(self.jail, network=False, wall_s=timeout_s),
+                    [Mount(str(state.worktree), "/candidate", writable=True)],
+                    workdir="/candidate" if self.jail.backend != "process" else str(state.worktree))
         res = sandbox_run.run(["bash", "-c", command], state.worktree, timeout_s=timeout_s,
-                              memory_mb=self.spec.memory_mb, network=False,
-                              writable=[state.worktree], hide=self.hidden)
+                              memory_mb=self.spec.memory_mb, network=False, jail=jail)
         out = (res.stdout + ("\n[stderr]\n" + res.stderr if res.stderr else "")).strip()
         status = res.killed_reason or f"exit code {res.returncode}"
         return ToolResult(f"{status}\n{out or '(ran, printed nothing)'}",
@@ -385,7 +413,7 @@ class Solver:
         def compute() -> StageResult:
             return run_stage(self.spec, worktree, stage, python=sys.executable, data=self.data,
                              log_path=self.session.logs / label / f"{stage}.log",
-                             hide=self.hidden)
+                             jail=self.jail)
         result, hit = self.cache.get_or_run(key, stage, compute)
         if not hit:
             self.emit("evaluated", key=key, stage=stage, score=result.score, valid=result.valid,
@@ -397,8 +425,9 @@ class Solver:
                       files: dict[str, str] | None = None) -> Candidate:
         temp = None
         if worktree is None:
-            temp = worktree = self.session.worktrees / f"score-{sha[:10]}"
-            git.add_detached_worktree(self.session.repo, worktree, sha)
+            temp = git.add_detached_worktree(self.session.repo,
+                                             self.session.worktrees / f"score-{sha[:10]}", sha)
+            worktree = temp.path
         try:
             files = files or git.files_at(self.session.repo, sha)
             key = git.content_hash(files, self.task.editable)

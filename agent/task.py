@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.evaluate import EvaluatorSpec
+from sandbox.jail import BACKENDS
+from sandbox.run import SECRET_NAME
 from sandbox.git import is_git_source, matches
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -19,7 +21,7 @@ KNOWN = {
     "repo": {"source", "ref", "editable"},
     "evaluator": {"command", "cwd", "stages", "thresholds", "test_stage", "extra_stages",
                   "timeout_s", "direction"},
-    "sandbox": {"memory_mb", "network", "allow_run"},
+    "sandbox": {"memory_mb", "network", "allow_run", "backend", "image", "env"},
 }
 
 
@@ -209,6 +211,24 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
     allow_run = sb.get("allow_run", True)
     if not isinstance(allow_run, bool):
         err("[sandbox] allow_run", f"{allow_run!r} is not true/false", "write allow_run = true")
+    backend = sb.get("backend", "auto")
+    if backend not in ("auto", *BACKENDS):
+        err("[sandbox] backend", f"{backend!r} is not a sandbox backend",
+            f"use one of auto, {', '.join(BACKENDS)}")
+        backend = "auto"
+    image = sb.get("image", "")
+    if not isinstance(image, str):
+        err("[sandbox] image", f"{image!r} is not a string", 'e.g. image = "python:3.11-slim"')
+        image = ""
+    env_names = sb.get("env", [])
+    if not isinstance(env_names, list) or not all(isinstance(n, str) and n for n in env_names):
+        err("[sandbox] env", f"{env_names!r} is not a list of variable names",
+            'e.g. env = ["OMP_NUM_THREADS"]')
+        env_names = []
+    secret = [n for n in env_names if SECRET_NAME.search(n)]
+    if secret:
+        err("[sandbox] env", f"{secret} look like secrets; they never reach evaluators",
+            "remove them (pass data with --data instead)")
 
     if errors:
         raise TaskError(f"{len(errors)} problem(s) in {path}:\n- " + "\n- ".join(errors))
@@ -216,6 +236,7 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
                          thresholds={k: float(v) for k, v in thresholds.items()},
                          test_stage=test_stage, extra_stages=list(extra),
                          timeout_s=float(timeout), direction=direction,
-                         memory_mb=memory, network=bool(network))
+                         memory_mb=memory, network=bool(network), sandbox=backend,
+                         image=image, env=list(env_names))
     return Task(name=name, dir=task_dir, brief=brief, source=source, ref=ref,
                 editable=list(editable), evaluator=spec, allow_run=bool(allow_run))

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Wall time of the CBL simulators, in one process on one core.
+"""Wall time of the CBL evaluations.
 
 - multi_full_eval_s: the published multi-region evaluation's 34 scored runs (+ the stage-1
   run) of the initial policy, through tasks/cbl-multi's evaluator (leaderboard stage) when
   ../shared/data/cbl-multi-windows exists, else the 60-run generated `full` stage.
 - single_1080_eval_s: the published single-region 1,080-run evaluation (leaderboard stage on
   ../shared/data/cbl-windows) when tasks/cbl and the windows exist.
-Each figure is the best of 3 in-process evaluations, counted from inside the evaluator
-(window loading included, interpreter start excluded). Published reference on this machine:
-55 s for 35 multi-region runs (a process per run; 3.7 s replayed in one process), 9.5 s for
-the 1,080 single-region runs. The last line is JSON.
+Each figure is the best of 3 evaluations, counted from inside the evaluator (window loading
+and the start of the jailed policy process included, interpreter start excluded; the policy
+runs in its own process, stepped a tick at a time with every run of the stage).
+- multi_full_eval_jailed_s, single_full_eval_jailed_s: the `full` stage (generated traces) of
+  the initial policy of tasks/cbl-multi and tasks/cbl as the harness runs it
+  (`sandbox.evaluate.run_stage` with the task's spec: the evaluator's interpreter, the jail),
+  best of 5 wall times.
+Published reference on this machine: 55 s for 35 multi-region runs (a process per run; 3.7 s
+replayed in one process), 9.5 s for the 1,080 single-region runs. The last line is JSON.
 
 The machine is shared, so wall times swing by 2x or more. Each evaluation is interleaved with
 a fixed pure-Python reference workload (``calib_s``: one million iterations of the attribute
@@ -21,12 +26,18 @@ or machines, not the raw seconds.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+from agent.task import Task  # noqa: E402
+from sandbox.evaluate import run_stage  # noqa: E402
 
 
 CALIB = """
@@ -66,6 +77,24 @@ def eval_s(task: str, stage: str, data: Path | None, repeats: int = 3) -> tuple[
     return best, last
 
 
+def jailed_s(task: str, stage: str = "full", repeats: int = 5) -> tuple[float, float]:
+    """Best wall time of `stage` on the task's initial policy, run as the harness runs it;
+    and its score."""
+    spec = Task.load(ROOT / "tasks" / task).evaluator
+    best, score = float("inf"), 0.0
+    with tempfile.TemporaryDirectory(prefix="adrs-cbl-bench-") as tmp:
+        worktree = Path(tmp) / "repo"
+        shutil.copytree(ROOT / "tasks" / task / "repo", worktree,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for _ in range(repeats):
+            calibrate()
+            result = run_stage(spec, worktree, stage, python=sys.executable)
+            if not result.valid:
+                raise SystemExit(f"{task} {stage}: {result.feedback or result.error}")
+            best, score = min(best, result.wall_s), result.score
+    return best, score
+
+
 def main() -> None:
     figures: dict = {}
     multi_data = SHARED / "cbl-multi-windows"
@@ -87,10 +116,18 @@ def main() -> None:
                        single_runs=r["metrics"]["runs"], single_eval_s=t,
                        single_avg_cost=r["metrics"]["avg_cost"])
         print(f"single-region: {r['metrics']['runs']} runs in {t:.3f} s (published: 9.5 s)")
+    t, score = jailed_s("cbl-multi")
+    figures.update(multi_full_eval_jailed_s=t, multi_full_score=score)
+    print(f"multi-region full stage as the harness runs it (jailed policy): {t:.3f} s")
+    if (ROOT / "tasks" / "cbl").is_dir():
+        t, score = jailed_s("cbl")
+        figures.update(single_full_eval_jailed_s=t, single_full_score=score)
+        print(f"single-region full stage as the harness runs it (jailed policy): {t:.3f} s")
     calibrate()
     calib = min(CALIB_RUNS)
     figures["calib_s"] = calib
-    for key in ("multi_full_eval_s", "single_1080_eval_s"):
+    for key in ("multi_full_eval_s", "single_1080_eval_s", "multi_full_eval_jailed_s",
+                "single_full_eval_jailed_s"):
         if figures.get(key) is not None:
             figures[key[:-2] + "_per_calib"] = figures[key] / calib
     print(f"reference workload (calib_s): {calib:.3f} s; multi/calib "

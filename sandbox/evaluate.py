@@ -1,22 +1,32 @@
 """Run a task evaluator stage on a worktree -> StageResult; cascades; the evaluation cache.
 
-The evaluator prints ONE JSON object as its last stdout line:
-{"score": float, "valid": bool, "metrics": {...}, "feedback": str, "artifacts": {...}}.
-A crash, a timeout or a non-JSON last line gives `valid: false` with the reason and a log tail.
+The evaluator is trusted: it runs as a plain child process (allow-list environment, its own
+cgroup, a timeout) and starts the candidate's code in jails of its own (`adrs_eval.candidate`,
+with the jail settings this module hands it in ADRS_JAIL). Its result is ONE JSON object,
+{"score": float, "valid": bool, "metrics": {...}, "feedback": str, "artifacts": {...},
+"instances": {...}}, written to the file named by ADRS_RESULT (a private folder no candidate
+sees; `adrs_eval.emit` does it) or, for evaluators that do not use the kit, printed as the last
+stdout line. A crash, a timeout or no result gives `valid: false` with the reason and a log tail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import tempfile
 import threading
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from sandbox import run as sandbox_run
+from sandbox.jail import JailConfig, remove_containers, resolve_backend
 
 LOG_TAIL_CHARS = 2000
+MAX_RESULT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -31,6 +41,16 @@ class EvaluatorSpec:
     direction: str = "maximize"
     memory_mb: int | None = 4096
     network: bool = False
+    sandbox: str = "auto"  # jail backend for candidate code: auto, bwrap, docker, process
+    image: str = ""  # docker image ("" = the one the project builds)
+    env: list[str] = field(default_factory=list)  # variables passed through to the evaluator
+
+    def jail(self, backend: str | None = None) -> JailConfig:
+        """The jail settings for this task's candidates (`backend` overrides the task's)."""
+        return JailConfig(backend=resolve_backend(backend or self.sandbox),
+                          memory_mb=self.memory_mb, network=self.network,
+                          wall_s=self.timeout_s, image=self.image,
+                          docker_host=os.environ.get("DOCKER_HOST", ""))
 
     @property
     def all_stages(self) -> list[str]:
@@ -88,23 +108,29 @@ def format_command(command: list[str], stage: str, worktree: Path, data: Path | 
     return argv
 
 
-def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
+def parse_result(stage: str, res: sandbox_run.RunResult, reported: str | None = None
+                 ) -> StageResult:
+    """The stage's result from the evaluator's result file (`reported`) or, without one, its
+    last stdout line."""
     log = res.stdout + ("\n--- stderr ---\n" + res.stderr if res.stderr else "")
     tail = log[-LOG_TAIL_CHARS:]
-    if res.timed_out:
+    if res.timed_out or res.out_of_memory:
         return StageResult(stage, None, False, error=res.killed_reason, log_tail=tail,
-                           feedback=f"the evaluation {res.killed_reason}; make it faster",
+                           feedback=f"the evaluation was {res.killed_reason}; make it "
+                                    f"{'faster' if res.timed_out else 'use less memory'}",
                            wall_s=res.wall_s)
-    lines = [line for line in res.stdout.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
+    if reported is None:
+        lines = [line for line in res.stdout.splitlines() if line.strip()]
+        reported = lines[-1] if lines else ""
     try:
-        data = json.loads(last)
+        data = json.loads(reported)
         if not isinstance(data, dict) or res.returncode:
-            raise ValueError("not an object, or the evaluator crashed after printing it")
+            raise ValueError("not an object, or the evaluator crashed after reporting it")
     except ValueError:
         why = res.killed_reason or f"exit code {res.returncode}"
         error = (f"evaluator crashed ({why})" if res.returncode else
-                 "the evaluator's last stdout line is not a JSON object")
+                 "the evaluator reported no result (no result file, and its last stdout line "
+                 "is not a JSON object)")
         return StageResult(stage, None, False, error=error, log_tail=tail,
                            feedback=f"{error}; log tail:\n{tail[-800:]}", wall_s=res.wall_s)
     score = data.get("score")
@@ -114,26 +140,40 @@ def parse_result(stage: str, res: sandbox_run.RunResult) -> StageResult:
         score = None
     else:
         score, error = float(score), ""
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    artifacts = data.get("artifacts") if isinstance(data.get("artifacts"), dict) else {}
     return StageResult(
-        stage, score, valid, metrics=data.get("metrics") or {},
-        feedback=str(data.get("feedback") or ""), artifacts=data.get("artifacts") or {},
-        error=error, log_tail="" if valid else tail, wall_s=res.wall_s,
+        stage, score, valid, metrics=metrics, feedback=str(data.get("feedback") or ""),
+        artifacts=artifacts, error=error, log_tail="" if valid else tail, wall_s=res.wall_s,
     )
 
 
 def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
               data: Path | None = None, log_path: Path | None = None,
-              hide: list[Path] = ()) -> StageResult:
-    """One stage on a worktree. Candidate code runs inside the evaluator process, so the
-    sandbox makes the worktree, the evaluator and the data read-only and hides `hide`."""
+              jail: JailConfig | None = None) -> StageResult:
+    """One stage on a worktree. The evaluator gets its jail settings (`jail`, default: the
+    task's) in ADRS_JAIL and a private result file in ADRS_RESULT."""
     argv = format_command(spec.command, stage, worktree, data, python)
-    extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else ""}
-    res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s, memory_mb=spec.memory_mb,
-                          network=spec.network, extra_env=extra, hide=list(hide))
+    jail = dataclasses.replace(jail or spec.jail(), wall_s=spec.timeout_s,
+                               label=f"adrs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    with tempfile.TemporaryDirectory(prefix="adrs-result-") as box:
+        result_file = Path(box) / "result.json"
+        extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else "",
+                 "ADRS_RESULT": str(result_file), "ADRS_JAIL": jail.to_env()}
+        try:
+            res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s,
+                                  memory_mb=spec.memory_mb, network=spec.network,
+                                  extra_env=extra, declared_env=spec.env)
+        finally:
+            remove_containers(jail)  # a killed evaluator's candidates
+        reported = None
+        if result_file.is_file():
+            with open(result_file, errors="replace") as f:
+                reported = f.read(MAX_RESULT_BYTES)
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(f"$ {' '.join(argv)}\n{res.stdout}\n--- stderr ---\n{res.stderr}")
-    result = parse_result(stage, res)
+    result = parse_result(stage, res, reported)
     result.log = str(log_path or "")
     return result
 

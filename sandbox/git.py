@@ -2,10 +2,17 @@
 
 Candidate commits carry the session's own identity (a user's machine may have none).
 Notes (refs/notes/adrs) are written by one writer: concurrent `git notes add` drops notes.
+
+An agent controls everything inside its worktree, `.git` included: it can replace it with a
+repository whose config runs a command (`core.fsmonitor`, hooks, filters). So the harness
+never lets git find a repository there: every git command on a worktree names the git dir the
+harness made for it (`Worktree.gitdir`, inside the session repo) and the work tree explicitly,
+runs with hooks and fsmonitor off, and nothing here reads the worktree's `.git` file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -18,6 +25,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 NOTES_REF = "adrs"
 IDENTITY = {
@@ -25,8 +33,12 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "adrs-agent", "GIT_COMMITTER_EMAIL": "adrs-agent@localhost",
 }
 # no hooks, and no gc/maintenance process spawned after each commit (that alone was 6 ms)
-_GIT = ("git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", "-c", "maintenance.auto=false")
-_ENV = {**os.environ, **IDENTITY, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+_GIT = ("git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "gc.auto=0",
+        "-c", "maintenance.auto=false")
+_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")}, **IDENTITY,
+        "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+# what git itself refuses as a path component (verify_path with core.protectNTFS/HFS)
+_BAD_COMPONENT = re.compile(r"^(\.git[. ]*|git~\d+|\.\.?|)$", re.IGNORECASE)
 
 
 class GitError(RuntimeError):
@@ -93,51 +105,116 @@ def init_repo(repo: Path, source: str, ref: str | None = None) -> str:
     return head(repo)
 
 
-def _git_dirs(worktree: Path) -> tuple[Path, Path, str]:
-    """(the worktree's git dir, the repo's common git dir, the content of HEAD)."""
-    gitdir = worktree / ".git"
-    if gitdir.is_file():  # a linked worktree: "gitdir: <path>"
-        gitdir = Path(gitdir.read_text().split(":", 1)[1].strip())
-    common = gitdir
-    if (gitdir / "commondir").is_file():
-        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-    return gitdir, common, (gitdir / "HEAD").read_text().strip()
+def _git_dirs(repo: Path) -> tuple[Path, str]:
+    """(the repo's git dir, the content of HEAD) of a session repo (never of a worktree)."""
+    gitdir = repo / ".git"
+    return gitdir, (gitdir / "HEAD").read_text().strip()
 
 
-def head(worktree: Path) -> str:
-    """The commit at HEAD, read from git's files where that is plain (no process started)."""
+def head(repo: Path) -> str:
+    """The commit at HEAD of a repo, read from git's files where that is plain (no process)."""
     try:
-        _, common, ref = _git_dirs(worktree)
+        common, ref = _git_dirs(repo)
         sha = (common / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
     except OSError:
-        return _rev_parse(worktree)  # a packed ref, or an unusual layout
-    return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else _rev_parse(worktree)
+        return git(["rev-parse", "HEAD"], cwd=repo).strip()  # a packed ref
+    return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else git(["rev-parse", "HEAD"], cwd=repo).strip()
 
 
-def _rev_parse(worktree: Path) -> str:
-    return git(["rev-parse", "HEAD"], cwd=worktree).strip()
+class Worktree:
+    """A linked worktree and the git dir the harness keeps for it. The agent may rewrite
+    anything under `path`; `gitdir` and `common` are in the session repo, out of its reach."""
+
+    def __init__(self, path: Path, gitdir: Path, common: Path):
+        self.path, self.gitdir, self.common = path, gitdir, common
+
+    def git(self, args: list[str], *, input: str | None = None, check: bool = True) -> str:
+        return git(["--git-dir", str(self.gitdir), "--work-tree", str(self.path), *args],
+                   cwd=self.path, input=input, check=check)
+
+    def head(self) -> str:
+        ref = (self.gitdir / "HEAD").read_text().strip()
+        try:
+            sha = (self.common / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
+        except OSError:
+            sha = ""
+        return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else self.git(["rev-parse", "HEAD"]).strip()
+
+    def branch_ref(self) -> str | None:
+        """refs/heads/... when HEAD is a branch with a loose ref file (the Scanner's fast path)."""
+        ref = (self.gitdir / "HEAD").read_text().strip()
+        if ref.startswith("ref: refs/heads/") and (self.common / ref[5:]).is_file():
+            return ref[5:]
+        return None
 
 
 # `git worktree add/remove/prune` share .git/worktrees: one at a time per process
 _WORKTREES = threading.Lock()
 
 
-def add_worktree(repo: Path, path: Path, branch: str, start: str) -> None:
+def _linked(repo: Path, path: Path) -> Worktree:
+    """The Worktree git just made at path (its `.git` file is read now, before any agent runs)."""
+    pointer = (path / ".git").read_text()
+    gitdir = Path(pointer.split(":", 1)[1].strip())
+    if not gitdir.is_absolute():
+        gitdir = (path / gitdir).resolve()
+    return Worktree(path, gitdir, (repo / ".git").resolve())
+
+
+def add_worktree(repo: Path, path: Path, branch: str, start: str) -> Worktree:
     with _WORKTREES:
         git(["worktree", "add", "--quiet", "-B", branch, str(path), start], cwd=repo)
+        return _linked(repo, path)
 
 
-def add_detached_worktree(repo: Path, path: Path, commit: str) -> None:
+def add_detached_worktree(repo: Path, path: Path, commit: str) -> Worktree:
     with _WORKTREES:
         git(["worktree", "add", "--quiet", "--detach", str(path), commit], cwd=repo)
+        return _linked(repo, path)
 
 
-def remove_worktree(repo: Path, path: Path) -> None:
+def remove_worktree(repo: Path, path: Path | Worktree) -> None:
+    """Delete the folder, then let git forget it. No git command runs inside the folder
+    (`git worktree remove` would read what the agent left there)."""
+    path = path.path if isinstance(path, Worktree) else path
     with _WORKTREES:
-        git(["worktree", "remove", "--force", str(path)], cwd=repo, check=False)
         shutil.rmtree(path, ignore_errors=True)
-        if (repo / ".git" / "worktrees" / path.name).exists():  # remove failed half-way
-            git(["worktree", "prune"], cwd=repo, check=False)
+        git(["worktree", "prune"], cwd=repo, check=False)
+
+
+@contextlib.contextmanager
+def worktree(repo: Path, path: Path, commit: str) -> Iterator[Worktree]:
+    """A detached worktree at commit for the duration of a block."""
+    wt = add_detached_worktree(repo, path, commit)
+    try:
+        yield wt
+    finally:
+        remove_worktree(repo, wt)
+
+
+def bad_path(rel: str) -> str | None:
+    """Why git would refuse rel as a path in a tree (a `.git` component, `..`), or None."""
+    for part in rel.split("/"):
+        if _BAD_COMPONENT.match(part):
+            return f"{rel!r}: git refuses the path component {part!r}"
+    return None
+
+
+def escaping_link(worktree: Path, rel: str) -> str | None:
+    """Why the symlink at rel points outside the worktree (absolute, or up past its root), or
+    None for a link that stays inside (or no link)."""
+    link = worktree / rel
+    if not link.is_symlink():
+        return None
+    target = os.readlink(link)
+    if os.path.isabs(target):
+        return f"{rel} is a symlink to the absolute path {target!r}"
+    depth = 0
+    for part in (rel.split("/")[:-1] + target.split("/")):
+        depth += -1 if part == ".." else 0 if part in ("", ".") else 1
+        if depth < 0:
+            return f"{rel} is a symlink leading out of the worktree ({target!r})"
+    return None
 
 
 def clear_stale_locks(repo: Path) -> list[str]:
@@ -158,18 +235,20 @@ class Scanner:
     the branch (about 1 ms, where `git commit` costs 10); the worktree's index is brought up
     to date only when someone needs it (`sync_index`)."""
 
-    def __init__(self, worktree: Path, files: dict[str, str]):
-        self.worktree = worktree
+    def __init__(self, wt: Worktree, files: dict[str, str]):
+        self.wt = wt
+        self.worktree = wt.path
         self.tracked = dict(files)  # the last commit's files
         self._stat: dict[str, tuple[int, int, str, bytes]] = {}  # size, mtime, blob, mode
         self._ignored: set[str] = set()
         self.index_stale = False
-        self._common, self._ref = _head_ref(worktree)
+        self._ref = wt.branch_ref()
 
     def scan(self) -> dict[str, str]:
         found: dict[str, str] = {}
         new: list[str] = []
         stack = [self.worktree]
+        objects = self.wt.common / "objects"
         while stack:
             for entry in os.scandir(stack.pop()):
                 if entry.name == ".git" and entry.path == str(self.worktree / ".git"):
@@ -186,18 +265,20 @@ class Scanner:
                     found[rel] = cached[2]
                     continue
                 link = entry.is_symlink()
+                if not link and not entry.is_file(follow_symlinks=False):
+                    continue  # a fifo, socket or device: git stores none of them
                 data = os.readlink(entry.path).encode() if link else Path(entry.path).read_bytes()
                 blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-                if blob != self.tracked.get(rel) and self._common is not None:
-                    write_object(self._common / "objects", b"blob", data)
+                if blob != self.tracked.get(rel):
+                    write_object(objects, b"blob", data)
                 mode = b"120000" if link else b"100755" if st.st_mode & 0o100 else b"100644"
                 self._stat[rel] = (st.st_size, st.st_mtime_ns, blob, mode)
                 found[rel] = blob
                 if rel not in self.tracked:
                     new.append(rel)
         if new:
-            out = git(["check-ignore", "--stdin", "-z"], cwd=self.worktree,
-                      input="\0".join(new) + "\0", check=False)
+            out = self.wt.git(["check-ignore", "--stdin", "-z"], input="\0".join(new) + "\0",
+                              check=False)
             for rel in out.split("\0"):
                 if rel:
                     self._ignored.add(rel)
@@ -206,42 +287,32 @@ class Scanner:
 
     def commit_all(self, files: dict[str, str], message: str) -> str:
         """Commit the worktree as scanned (`files`, from `scan`) on the episode's branch."""
-        if self._common is None:  # detached, or a layout we do not write by hand
+        if self._ref is None:  # detached, or a packed ref: let git do it
+            self.index_stale = True
             self.sync_index()
-            git(["add", "-A"], cwd=self.worktree)
-            git(["commit", "--quiet", "--no-verify", "-m", message], cwd=self.worktree)
+            self.wt.git(["add", "-A"])
+            self.wt.git(["commit", "--quiet", "--no-verify", "-m", message])
             self.tracked = dict(files)
-            return head(self.worktree)
-        objects = self._common / "objects"
+            return self.wt.head()
+        objects = self.wt.common / "objects"
         tree = _write_tree(objects, {p: (self._stat[p][3], b) for p, b in files.items()})
         ident = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> " \
                 f"{int(time.time())} +0000"
-        parent = head(self.worktree)
+        parent = self.wt.head()
         body = (f"tree {tree}\nparent {parent}\nauthor {ident}\ncommitter {ident}\n\n"
                 f"{message.strip()}\n").encode()
         sha = write_object(objects, b"commit", body)
-        _update_ref(self._common / self._ref, sha)
+        _update_ref(self.wt.common / self._ref, sha)
         self.tracked = dict(files)
         self.index_stale = True
         return sha
 
     def sync_index(self) -> None:
-        """Make the index match HEAD again (for git commands run in the worktree)."""
+        """Make the index match HEAD again (for git commands run on the worktree)."""
         if self.index_stale:
-            git(["read-tree", "HEAD"], cwd=self.worktree)
-            git(["update-index", "-q", "--refresh"], cwd=self.worktree, check=False)
+            self.wt.git(["read-tree", "HEAD"])
+            self.wt.git(["update-index", "-q", "--refresh"], check=False)
             self.index_stale = False
-
-
-def _head_ref(worktree: Path) -> tuple[Path | None, str]:
-    """(common git dir, branch ref) when HEAD is a branch with a loose ref file, else None."""
-    try:
-        _, common, ref = _git_dirs(worktree)
-    except OSError:
-        return None, ""
-    if not ref.startswith("ref: refs/heads/") or not (common / ref[5:]).is_file():
-        return None, ""
-    return common, ref[5:]
 
 
 def write_object(objects: Path, kind: bytes, data: bytes) -> str:
@@ -305,17 +376,21 @@ def content_hash(files: dict[str, str], globs: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
-def restore(worktree: Path, paths: list[str], commit: str = "HEAD") -> None:
+def restore(wt: Worktree, paths: list[str], commit: str = "HEAD") -> None:
     """Put paths back as they are in commit (deleting those it does not have)."""
     if not paths:
         return
     tracked = set(git(["ls-tree", "-r", "--name-only", "-z", commit, "--", *paths],
-                      cwd=worktree).split("\0")) - {""}
+                      cwd=wt.common).split("\0")) - {""}
     if tracked:
-        git(["checkout", commit, "--", *sorted(tracked)], cwd=worktree)
+        wt.git(["checkout", commit, "--", *sorted(tracked)])
     for path in set(paths) - tracked:
-        git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], cwd=worktree)
-        (worktree / path).unlink(missing_ok=True)
+        wt.git(["rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], check=False)
+        target = wt.path / path
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def files_at(repo: Path, commit: str) -> dict[str, str]:

@@ -1,10 +1,16 @@
-"""Run one command under isolation, with a wall-clock timeout, a memory limit and a clean env.
+"""Run one command with a wall-clock timeout, a memory cap, bounded output and a built
+environment; in a jail when the command is untrusted.
 
-The command runs in its own session (process group); at the timeout the whole group is
-killed, and so is anything it left behind when it exits. Secrets never reach it: the
-environment is scrubbed of anything that looks like a key, token, password or cloud
-credential, and HOME/TMPDIR point at a private temp folder. With network off, the command
-runs in a new network namespace (`unshare -n`) where the machine allows one.
+- Trusted commands (a task's evaluator) run as a plain child process.
+- Untrusted ones (an agent's `run` command) run in a `sandbox.jail.Jail`.
+
+Either way the command runs in its own session and its own cgroup (where one can be made:
+`sandbox.cgroup`), which caps the memory of all its processes together and lets every one of
+them be killed at the end, `setsid` stragglers included; each process is also under an
+address-space limit (`prlimit`). Its environment is an allow-list (PATH, locale, the task's
+declared variables), never the harness's: no API key, proxy password or database URL reaches
+it. HOME and TMPDIR are a private temp folder. stdout and stderr are read as they come and
+kept as head and tail (`sandbox.capture`), so a flood of output costs a bounded amount.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -21,18 +26,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.capture import Bounded, drain
+from sandbox.cgroup import Cgroup
+from sandbox.jail import Jail, JailError, _pidfd
+
+ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "VIRTUAL_ENV",
+               "ADRS_SANDBOX")
+ALLOWED_ENV_PREFIX = ("LC_",)
+# names a task may not pass through even when it declares them
 SECRET_NAME = re.compile(
     r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|SESSION|COOKIE)"
     r"|^(AWS|AZURE|GOOGLE|GCP|GCLOUD|CLOUDSDK|ANTHROPIC|OPENAI|HF|HUGGING_FACE|GH|GITHUB|"
     r"GITLAB|DOCKER|KUBE|VAULT|NPM|PYPI|TWINE|SLACK|DATABASE|PG)_"
-    r"|^SSH_AUTH_SOCK$|^KUBECONFIG$",
+    r"|^SSH_AUTH_SOCK$|^KUBECONFIG$|_URL$|^(HTTPS?|FTP|ALL|NO)_PROXY$",
     re.IGNORECASE,
 )
 
 
-def scrub_env(env: dict[str, str]) -> dict[str, str]:
-    """The environment without anything that could be a secret."""
-    return {k: v for k, v in env.items() if not SECRET_NAME.search(k)}
+def allowed_env(env: dict[str, str], declared: list[str] = ()) -> dict[str, str]:
+    """The environment a command may see: the allow-list, and the declared names that do not
+    look like secrets."""
+    keep = set(ALLOWED_ENV) | {n for n in declared if not SECRET_NAME.search(n)}
+    return {k: v for k, v in env.items() if k in keep or k.startswith(ALLOWED_ENV_PREFIX)}
 
 
 @dataclass
@@ -43,6 +58,8 @@ class RunResult:
     timed_out: bool
     wall_s: float
     killed_reason: str = ""
+    out_of_memory: bool = False
+    dropped_bytes: int = 0  # output cut out of the middle
 
     @property
     def ok(self) -> bool:
@@ -72,46 +89,6 @@ def limits_prefix(memory_mb: int | None) -> tuple[str, ...]:
     return (exe, as_limit, "--core=0", "--")
 
 
-@functools.lru_cache(maxsize=1)
-def bwrap_works() -> bool:
-    exe = shutil.which("bwrap")
-    if not exe:
-        return False
-    probe = subprocess.run([exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                            "--unshare-net", "--unshare-pid", "--die-with-parent", "true"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-def isolation(requested: str | None = None) -> str:
-    """`bwrap` (read-only filesystem but for the worktree and temp; hidden paths; no network;
-    own pid namespace) where it works, else `process`. ADRS_ISOLATION overrides `auto`."""
-    mode = requested or os.environ.get("ADRS_ISOLATION") or "auto"
-    if mode not in ("auto", "bwrap", "process"):
-        raise ValueError(f"isolation {mode!r}: use auto, bwrap or process")
-    if mode == "auto":
-        return "bwrap" if bwrap_works() else "process"
-    if mode == "bwrap" and not bwrap_works():
-        raise RuntimeError("bwrap isolation asked for, but bwrap is missing or cannot make "
-                           "namespaces here; install bubblewrap or use isolation 'process'")
-    return mode
-
-
-def bwrap_prefix(cwd: Path, tmp: str, writable: list[Path], hide: list[Path],
-                 network: bool) -> tuple[str, ...]:
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--bind", tmp, tmp]
-    for path in writable:
-        args += ["--bind", str(path), str(path)]
-    for path in hide:
-        if Path(path).is_dir():
-            args += ["--tmpfs", str(path)]
-    if not network:
-        args.append("--unshare-net")
-    args += ["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", str(cwd), "--"]
-    return tuple(args)
-
-
 def run(
     argv: list[str],
     cwd: str | Path,
@@ -121,79 +98,99 @@ def run(
     network: bool = True,
     env: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
-    writable: list[Path] = (),
-    hide: list[Path] = (),
-    mode: str | None = None,
+    declared_env: list[str] = (),
+    jail: Jail | None = None,
+    pids: int | None = 1024,
 ) -> RunResult:
-    """Run argv in cwd; never raises for the command's own failures.
-
-    Under bwrap, only `writable` paths and a private temp folder can be written and `hide`
-    folders appear empty; under plain process isolation those two are not enforced.
-    """
-    base = scrub_env(dict(os.environ if env is None else env))
-    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="adrs-out-") as capture:
-        base.update({"HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1"})
-        base.update(extra_env or {})
-        jailed = isolation(mode) == "bwrap"
-        if jailed:
-            jail = bwrap_prefix(Path(cwd), tmp, list(writable), [Path(capture), *hide], network)
-        else:
-            jail = () if network else netns_prefix()
-        prefix = jail + limits_prefix(memory_mb)
-        out_path, err_path = Path(capture, "stdout"), Path(capture, "stderr")
-        start = time.monotonic()
-        timed_out = False
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            try:
-                proc = subprocess.Popen(
-                    [*prefix, *argv], cwd=cwd, env=base, stdout=out, stderr=err,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
-                )
-            except OSError as e:
-                return RunResult(None, "", f"could not start {argv[0]!r}: {e}", False, 0.0,
-                                 killed_reason="start failed")
-            if not _wait(proc, timeout_s):
-                timed_out = True
-                _kill_group(proc.pid)
-            returncode = proc.wait()
-            _kill_group(proc.pid)  # stragglers the command left running
-        wall = time.monotonic() - start
-        if jailed and returncode is not None and 128 < returncode < 128 + 65:
-            returncode = 128 - returncode  # bwrap reports a child killed by signal N as 128+N
-        stdout = out_path.read_text(errors="replace")
-        stderr = err_path.read_text(errors="replace")
-    reason = f"timed out after {timeout_s:g} s" if timed_out else _signal_reason(returncode)
-    return RunResult(returncode, stdout, stderr, timed_out, wall, reason)
-
-
-def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """Whether proc exited within timeout_s. A pidfd wakes us the moment it exits, where
-    Popen.wait(timeout) would poll with sleeps of up to 50 ms."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
+    """Run argv; never raises for the command's own failures. With `jail`, argv runs inside
+    it (its paths are the jail's; `cwd` is unused); else as a trusted child process in cwd."""
+    base = allowed_env(dict(os.environ if env is None else env), list(declared_env))
+    cgroup = Cgroup.create(memory_mb, pids)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp:
         try:
-            proc.wait(timeout=timeout_s)
-            return True
+            joins = cgroup.wrap([]) if cgroup else []
+            limits = list(limits_prefix(memory_mb))
+            if jail is not None:
+                proc = jail.spawn(argv, dict(extra_env or {}), stdin=False,
+                                  prefix=joins + limits)
+            else:
+                full_env = {**base, "HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1",
+                            **(extra_env or {})}
+                netns = list(netns_prefix()) if not network else []
+                proc = _start(joins + netns + limits + argv, cwd, full_env)
+        except (JailError, OSError) as e:
+            if cgroup:
+                cgroup.close()
+            return RunResult(None, "", f"could not start {argv[0]!r}: {e}", False, 0.0,
+                             killed_reason="start failed")
+        out, err = Bounded(), Bounded()
+        exited = proc.pidfd()
+        try:
+            finished = drain({proc.stdout: out, proc.stderr: err}, start + timeout_s, exited)
+        finally:
+            if exited is not None:
+                os.close(exited)
+        timed_out = not finished
+        if timed_out:
+            proc.kill()
+        returncode = proc.wait(timeout=None if not timed_out else 10.0)
+        oom = bool(cgroup and cgroup.oom_killed())
+        proc.close()  # kills what the command left behind in its group
+        if cgroup:
+            cgroup.close()  # ... and in its cgroup (setsid stragglers)
+    wall = time.monotonic() - start
+    if timed_out:
+        reason = f"timed out after {timeout_s:g} s"
+    elif oom:
+        reason = f"killed: out of memory (limit {memory_mb} MB for all its processes)"
+    else:
+        reason = _signal_reason(returncode)
+    return RunResult(returncode, out.text(), err.text(), timed_out, wall, reason, oom,
+                     out.dropped + err.dropped)
+
+
+class _Trusted:
+    """A trusted child process (the Proc interface of sandbox.jail, without a jail)."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.stdout, self.stderr = popen.stdout.fileno(), popen.stderr.fileno()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            return False
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout_s)
-        return bool(ready)
-    finally:
-        os.close(fd)
+            return None
+
+    def pidfd(self) -> int | None:
+        return _pidfd(self.popen.pid)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is already gone
+
+    def close(self) -> None:
+        self.kill()
+        self.popen.wait()
+        self.popen.stdout.close()
+        self.popen.stderr.close()
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is already gone
+def _start(argv: list[str], cwd: str | Path, env: dict[str, str]) -> _Trusted:
+    popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    return _Trusted(popen)
 
 
 def _signal_reason(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
-        name = signal.Signals(-returncode).name
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
         return f"killed by {name}"
     return ""

@@ -117,6 +117,23 @@ def test_simulator_code_is_the_same_in_both_tasks():
         assert (REPO / "sky_spot" / f).read_text() == (multi / f).read_text(), f
 
 
+def test_evaluator_simulator_copy_is_byte_identical_to_the_repo_one():
+    sealed, public = EVAL_DIR / "sky_spot", REPO / "sky_spot"
+    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*")  # noqa: E731
+                                if p.is_file() and "__pycache__" not in p.parts)
+    assert files(sealed) == files(public) and files(public)
+    for f in files(public):
+        assert (sealed / f).read_bytes() == (public / f).read_bytes(), f
+
+
+def test_policy_process_and_lockstep_driver_are_the_same_in_both_tasks():
+    multi = ROOT / "tasks" / "cbl-multi" / "evaluator"
+    for f in ("lockstep.py", "jail/side.py"):
+        assert (EVAL_DIR / f).read_bytes() == (multi / f).read_bytes(), f
+    # the candidate-side folder holds only candidate-side code
+    assert sorted(p.name for p in (EVAL_DIR / "jail").iterdir() if p.name != "__pycache__") == ["side.py"]
+
+
 def test_full_stage_valid_deterministic_and_ranks_baselines(tmp_path):
     base = run_eval(candidate(tmp_path, "greedy"), "full")
     again = run_eval(candidate(tmp_path, "greedy2"), "full")

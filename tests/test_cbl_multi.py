@@ -1,12 +1,16 @@
 """tasks/cbl-multi: the simulator's rules on hand-computed traces, the published API, the
 leaderboard reproduction (needs ../shared) and the baselines' ranking, evaluators run as real
-subprocesses against temp copies of repo/."""
+subprocesses against temp copies of repo/; the jailed policy process (evaluator/jail/side.py,
+stepped by evaluator/lockstep.py) against the in-process simulator."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import random
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ needs_windows = pytest.mark.skipif(
 
 sys.path.insert(0, str(REPO))
 from sky_spot import sim  # noqa: E402
+from sky_spot.loader import load_strategy_class  # noqa: E402
 from sky_spot.strategies.multi_strategy import MultiRegionStrategy  # noqa: E402
 from sky_spot.strategies.strategy import ArgsParser  # noqa: E402
 from sky_spot.utils import ClusterType  # noqa: E402
@@ -309,3 +314,118 @@ def test_synthetic_traces_rank_baselines_like_the_real_windows(tmp_path):
         pytest.skip(f"ranking on synthetic traces checked; real windows absent at {WINDOWS}")
     real = _ranking(tmp_path, WINDOWS)
     assert sorted(BASELINES, key=lambda b: -real[b]) == BASELINES, real
+
+
+# -- the sealed evaluator and its policy process ----------------------------------------------------
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lockstep = _module(EVAL_DIR / "lockstep.py", "cbl_multi_lockstep")
+
+
+def test_evaluator_simulator_copy_is_byte_identical_to_the_repo_one():
+    sealed, public = EVAL_DIR / "sky_spot", REPO / "sky_spot"
+    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*")  # noqa: E731
+                                if p.is_file() and "__pycache__" not in p.parts)
+    assert files(sealed) == files(public) and files(public)
+    for f in files(public):
+        assert (sealed / f).read_bytes() == (public / f).read_bytes(), f
+
+
+def test_policy_process_env_offers_the_simulator_env_api():
+    side = _module(EVAL_DIR / "jail" / "side.py", "cbl_multi_side")
+    public = lambda cls: {n for n in dir(cls) if not n.startswith("_")}  # noqa: E731
+    env = sim.Env([[T, F], [F, T]], 100.0, ["a", "b"])
+    assert public(side.TickEnv) | {"gap_seconds", "tick", "elapsed_seconds", "cluster_type",
+                                   "num_regions"} == public(env) | {"FutureNotAvailable"}
+
+
+# A policy whose every decision depends on everything it is shown (through a stable hash), that
+# switches regions, writes remaining_restart_overhead, and returns a non-ClusterType in the tick
+# the job is done (the simulator ignores that return, and counts the region left there).
+OBSERVER = '''
+import zlib
+from sky_spot.strategies.multi_strategy import MultiRegionStrategy
+from sky_spot.utils import ClusterType
+
+TYPES = list(ClusterType)
+
+
+class Observer(MultiRegionStrategy):
+    NAME = "observer_test"
+
+    def _step(self, last, has_spot):
+        env = self.env
+        n = env.get_num_regions()
+        if env.get_region_names()[0] == "boom" and env.tick == 5:
+            raise RuntimeError("boom in one job only")
+        seen = (env.tick, env.elapsed_seconds, env.gap_seconds, env.cluster_type, last, has_spot,
+                env.get_current_region(), n, env.num_regions, env.get_region_names(),
+                env.spot_available(), env.get_all_regions_spot_available(),
+                [env.spot_available_in_region(r) for r in range(-n, n)],
+                len(self.task_done_time), self.task_done_time[-1], sum(self.task_done_time),
+                self.progress_seconds, self.remaining_restart_overhead, self.task_duration,
+                self.deadline, self.restart_overhead, self.task.get_total_duration_seconds())
+        h = zlib.crc32(repr(seen).encode())
+        if h % 5 == 0:
+            env.switch_region(h // 5 % n)
+        if h % 11 == 0:
+            self.remaining_restart_overhead = (h % 4) * 40.0
+        if self.progress_seconds >= self.task_duration - 1e-8:
+            return "done, so not looked at"
+        return TYPES[h // 55 % 3]
+'''
+
+
+def _observer_jobs(seed: int) -> list:
+    rng = random.Random(seed)
+    jobs = []
+    for k in range(8):
+        n = 1 + k % 3
+        avail = [[rng.random() < 0.6 for _ in range(80)] for _ in range(n)]
+        prices = [rng.choice([1.0, 1.5, [rng.uniform(0.5, 2.0) for _ in range(80)]])
+                  for _ in range(n)]
+        names = ["boom" if k == 3 else f"z{k}"] + [f"r{r}" for r in range(1, n)]
+        params = {"deadline_hours": 4000 / 3600, "task_duration_hours": 1500 / 3600,
+                  "restart_overhead_hours": [150 / 3600]}
+        jobs.append(lockstep.Job(avail, 1500.0, 4000.0, 150.0, prices, 3.0, names, params))
+    # a trace too short to simulate: that job fails, the policy process is told it is gone
+    jobs.insert(2, lockstep.Job([[]], 1500.0, 4000.0, 150.0, [1.0], 3.0, ["empty"], params))
+    return jobs
+
+
+def _in_process(cls, job, mode: str) -> dict:
+    st = sim.make_strategy(cls, job.params)
+    try:
+        return sim.simulate_run(st, job.avail, 100.0, job.duration, job.deadline, job.overhead,
+                                mode=mode, spot_prices=job.spot_prices, od_price=job.od_price,
+                                names=job.names)
+    except RuntimeError as exc:  # TraceEnded, or the policy's own error
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+@pytest.mark.parametrize("mode", sim.MODES)
+def test_jailed_lockstep_gives_the_in_process_results_exactly(tmp_path, mode):
+    from adrs_eval.candidate import start
+    wt = candidate(tmp_path, "observer", OBSERVER)
+    cls = load_strategy_class(wt / "policy" / "strategy.py", MultiRegionStrategy)
+    jobs = _observer_jobs(7)
+    deadline = time.monotonic() + 60
+    with start(wt, EVAL_DIR / "jail" / "side.py", args=["multi"]) as cand:
+        assert lockstep.hello(cand, deadline) == "observer_test"
+        jailed = lockstep.run_batch(cand, jobs, gap=100.0, mode=mode, deadline=deadline)
+    for k, (job, got) in enumerate(zip(jobs, jailed)):
+        want = _in_process(cls, job, mode)
+        if job.names[0] == "boom":  # the one job whose policy raised; the others went on
+            assert "boom in one job only" in got["error"]
+            assert "boom in one job only" in want["error"]
+        else:
+            assert got == want, k
+    errors = [r["error"].split(":")[0] for r in jailed if "error" in r]
+    assert errors == ["TraceEnded", "RuntimeError"]
+    assert len({r.get("cost") for r in jailed}) > 4  # the jobs differ

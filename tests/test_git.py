@@ -16,7 +16,7 @@ from sandbox.git import (NotesWriter, add_detached_worktree, add_worktree, chang
                          remove_worktree, restore)
 
 
-def snapshot(wt: Path) -> dict[str, str]:
+def snapshot(wt: git.Worktree) -> dict[str, str]:
     """The worktree as the episode loop sees it: {path: blob sha}, ignored files left out."""
     return git.Scanner(wt, {}).scan()
 
@@ -90,35 +90,35 @@ def test_init_repo_from_git_repo_clones(tmp_path, toy_source):
 def test_worktree_add_and_remove(tmp_path, session_repo):
     repo, base = session_repo
     wt = tmp_path / "wt1"
-    add_worktree(repo, wt, "ep-1", base)
-    assert (wt / "pkg" / "policy.py").is_file()
-    assert git.head(wt) == base
-    assert sh(["git", "branch", "--show-current"], wt).strip() == "ep-1"
-    assert str(wt) in sh(["git", "worktree", "list"], repo)
+    wt = add_worktree(repo, wt, "ep-1", base)
+    assert (wt.path / "pkg" / "policy.py").is_file()
+    assert wt.head() == base
+    assert sh(["git", "branch", "--show-current"], wt.path).strip() == "ep-1"
+    assert str(wt.path) in sh(["git", "worktree", "list"], repo)
 
     det = tmp_path / "det"
-    add_detached_worktree(repo, det, base)
-    assert git.head(det) == base
-    assert sh(["git", "branch", "--show-current"], det).strip() == ""
+    det = add_detached_worktree(repo, det, base)
+    assert det.head() == base
+    assert sh(["git", "branch", "--show-current"], det.path).strip() == ""
 
     remove_worktree(repo, wt)
     remove_worktree(repo, det)
-    assert not wt.exists() and not det.exists()
+    assert not wt.path.exists() and not det.path.exists()
     listing = sh(["git", "worktree", "list"], repo)
-    assert str(wt) not in listing and str(det) not in listing
+    assert str(wt.path) not in listing and str(det.path) not in listing
 
 
 def test_snapshot_and_changed_paths(tmp_path, session_repo):
     repo, base = session_repo
     wt = tmp_path / "wt"
-    add_worktree(repo, wt, "ep", base)
+    wt = add_worktree(repo, wt, "ep", base)
     before = snapshot(wt)
     assert set(before) == {"config.txt", "pkg/policy.py", "pkg/sub/util.py"}
     assert changed_paths(before, snapshot(wt)) == []
 
-    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 2\n")
-    (wt / "pkg" / "new.py").write_text("N = 1\n")
-    (wt / "pkg" / "sub" / "util.py").unlink()
+    (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 2\n")
+    (wt.path / "pkg" / "new.py").write_text("N = 1\n")
+    (wt.path / "pkg" / "sub" / "util.py").unlink()
     after = snapshot(wt)
     assert changed_paths(before, after) == ["pkg/new.py", "pkg/policy.py", "pkg/sub/util.py"]
     assert "pkg/sub/util.py" not in after
@@ -128,18 +128,18 @@ def test_snapshot_and_changed_paths(tmp_path, session_repo):
 def test_restore_puts_back_non_editable_and_deletes_new(tmp_path, session_repo):
     repo, base = session_repo
     wt = tmp_path / "wt"
-    add_worktree(repo, wt, "ep", base)
+    wt = add_worktree(repo, wt, "ep", base)
     before = snapshot(wt)
-    (wt / "config.txt").write_text("tampered\n")
-    (wt / "evil.sh").write_text("rm -rf /\n")
-    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 3\n")  # editable: kept
+    (wt.path / "config.txt").write_text("tampered\n")
+    (wt.path / "evil.sh").write_text("rm -rf /\n")
+    (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 3\n")  # editable: kept
     after = snapshot(wt)
     outside = [p for p in changed_paths(before, after) if not matches(p, EDITABLE)]
     assert outside == ["config.txt", "evil.sh"]
     restore(wt, outside, base)
-    assert (wt / "config.txt").read_text() == "fixed\n"
-    assert not (wt / "evil.sh").exists()
-    assert "return 3" in (wt / "pkg" / "policy.py").read_text()
+    assert (wt.path / "config.txt").read_text() == "fixed\n"
+    assert not (wt.path / "evil.sh").exists()
+    assert "return 3" in (wt.path / "pkg" / "policy.py").read_text()
     final = snapshot(wt)
     assert changed_paths(before, final) == ["pkg/policy.py"]
 
@@ -147,32 +147,32 @@ def test_restore_puts_back_non_editable_and_deletes_new(tmp_path, session_repo):
 def test_restore_deleted_non_editable_file(tmp_path, session_repo):
     repo, base = session_repo
     wt = tmp_path / "wt"
-    add_worktree(repo, wt, "ep", base)
+    wt = add_worktree(repo, wt, "ep", base)
     before = snapshot(wt)
-    (wt / "config.txt").unlink()
+    (wt.path / "config.txt").unlink()
     snapshot(wt)
     restore(wt, ["config.txt"], base)
-    assert (wt / "config.txt").read_text() == "fixed\n"
+    assert (wt.path / "config.txt").read_text() == "fixed\n"
     assert changed_paths(before, snapshot(wt)) == []
 
 
 def test_content_hash(tmp_path, session_repo):
     repo, base = session_repo
     a, b = tmp_path / "a", tmp_path / "b"
-    add_worktree(repo, a, "a", base)
-    add_worktree(repo, b, "b", base)
+    a = add_worktree(repo, a, "a", base)
+    b = add_worktree(repo, b, "b", base)
     for wt in (a, b):
-        (wt / "pkg" / "policy.py").write_text("def policy():\n    return 42\n")
+        (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 42\n")
     ha, hb = content_hash(snapshot(a), EDITABLE), content_hash(snapshot(b), EDITABLE)
     assert ha == hb
 
-    (b / "config.txt").write_text("only a non-editable change\n")
+    (b.path / "config.txt").write_text("only a non-editable change\n")
     assert content_hash(snapshot(b), EDITABLE) == ha
 
-    (b / "pkg" / "sub" / "util.py").write_text("X = 2\n")
+    (b.path / "pkg" / "sub" / "util.py").write_text("X = 2\n")
     assert content_hash(snapshot(b), EDITABLE) != ha
 
-    (a / "pkg" / "extra.py").write_text("")
+    (a.path / "pkg" / "extra.py").write_text("")
     assert content_hash(snapshot(a), EDITABLE) != ha  # a new editable file changes it
 
 
@@ -186,16 +186,16 @@ def test_commit_author_is_adrs_agent_without_home_identity(tmp_path, session_rep
                 "GIT_COMMITTER_EMAIL", "EMAIL"):
         monkeypatch.delenv(var, raising=False)
     wt = tmp_path / "wt"
-    add_worktree(repo, wt, "ep", base)
-    (wt / "pkg" / "policy.py").write_text("def policy():\n    return 5\n")
+    wt = add_worktree(repo, wt, "ep", base)
+    (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 5\n")
     scanner = git.Scanner(wt, git.files_at(repo, base))
     sha = scanner.commit_all(scanner.scan(), "candidate 1")
     assert sha != base and len(sha) == 40
     # a plain git in the identity-less environment reads the commit
-    out = subprocess.run(["git", "log", "-1", "--format=%an%n%ae%n%cn%n%s", sha], cwd=wt,
+    out = subprocess.run(["git", "log", "-1", "--format=%an%n%ae%n%cn%n%s", sha], cwd=wt.path,
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == ["adrs-agent", "adrs-agent@localhost", "adrs-agent", "candidate 1"]
-    assert sh(["git", "rev-parse", f"{sha}~1"], wt).strip() == base
+    assert sh(["git", "rev-parse", f"{sha}~1"], wt.path).strip() == base
     assert git.files_at(repo, sha)["pkg/policy.py"] == snapshot(wt)["pkg/policy.py"]
 
 
@@ -286,39 +286,122 @@ def test_scanner_agrees_with_git_and_commits_in_one_go(tmp_path):
     repo = tmp_path / "repo"
     base = git.init_repo(repo, str(src))
     wt = tmp_path / "wt"
-    git.add_worktree(repo, wt, "adrs/0/1", base)
+    wt = git.add_worktree(repo, wt, "adrs/0/1", base)
     scanner = git.Scanner(wt, git.files_at(repo, base))
     assert scanner.scan() == git.files_at(repo, base)
 
-    (wt / "pkg" / "a.py").write_text("A = 10\n")
-    (wt / "pkg" / "b.py").unlink()
-    (wt / "pkg" / "c.py").write_text("C = 3\n")
-    (wt / "run.log").write_text("ignored\n")
-    (wt / "link").symlink_to("pkg/a.py")
+    (wt.path / "pkg" / "a.py").write_text("A = 10\n")
+    (wt.path / "pkg" / "b.py").unlink()
+    (wt.path / "pkg" / "c.py").write_text("C = 3\n")
+    (wt.path / "run.log").write_text("ignored\n")
+    (wt.path / "link").symlink_to("pkg/a.py")
     files = scanner.scan()
     assert "run.log" not in files and "pkg/b.py" not in files
     sha = scanner.commit_all(files, "edit")
-    assert sha == git.head(wt)
+    assert sha == wt.head()
     assert git.files_at(repo, sha) == files
     assert git.changed_paths(git.files_at(repo, base), files) == [
         "link", "pkg/a.py", "pkg/b.py", "pkg/c.py"]
 
-    (wt / "pkg" / "a.py").write_text("A = 11\n")
-    (wt / "pkg" / "deep" / "x").mkdir(parents=True)
-    (wt / "pkg" / "deep" / "x" / "run.sh").write_text("#!/bin/sh\n")
-    (wt / "pkg" / "deep" / "x" / "run.sh").chmod(0o755)
-    (wt / "pkg-a.py").write_text("sorts between pkg and pkg/\n")
+    (wt.path / "pkg" / "a.py").write_text("A = 11\n")
+    (wt.path / "pkg" / "deep" / "x").mkdir(parents=True)
+    (wt.path / "pkg" / "deep" / "x" / "run.sh").write_text("#!/bin/sh\n")
+    (wt.path / "pkg" / "deep" / "x" / "run.sh").chmod(0o755)
+    (wt.path / "pkg-a.py").write_text("sorts between pkg and pkg/\n")
     files = scanner.scan()
     sha2 = scanner.commit_all(files, "again")
     assert git.files_at(repo, sha2) == files and sha2 != sha
     # the hand-written objects are what git itself would write, and the repo is sound
     scanner.sync_index()
-    git.git(["add", "-A"], cwd=wt)
-    assert git.git(["write-tree"], cwd=wt).strip() == git.git(
-        ["rev-parse", f"{sha2}^{{tree}}"], cwd=wt).strip()
-    assert git.git(["status", "--porcelain"], cwd=wt).strip() == ""
+    git.git(["add", "-A"], cwd=wt.path)
+    assert git.git(["write-tree"], cwd=wt.path).strip() == git.git(
+        ["rev-parse", f"{sha2}^{{tree}}"], cwd=wt.path).strip()
+    assert git.git(["status", "--porcelain"], cwd=wt.path).strip() == ""
     git.git(["fsck", "--strict", "--no-dangling"], cwd=repo)
     mode = git.git(["ls-tree", "-r", sha2, "pkg/deep/x/run.sh"], cwd=repo).split()[0]
     assert mode == "100755"
     log = git.git(["log", "--format=%an <%ae>|%s|%P", "-2", sha2], cwd=repo).splitlines()
     assert log[0] == f"adrs-agent <adrs-agent@localhost>|again|{sha}"
+
+
+# -- an agent owns its worktree, `.git` included ------------------------------------------------
+
+def _hostile_dotgit(wt: Path, marker: Path) -> None:
+    """Replace the worktree's `.git` file with a repository whose config runs a command on
+    every git invocation that reads it (fsmonitor, hooks, a pager, an alias)."""
+    (wt / ".git").unlink()
+    subprocess.run(["git", "init", "-q", str(wt)], check=True, capture_output=True)
+    cmd = f"touch {marker}; false"
+    for key, value in (("core.fsmonitor", cmd), ("core.hooksPath", str(wt / "hooks")),
+                       ("core.pager", cmd), ("core.editor", cmd)):
+        subprocess.run(["git", "config", "-f", str(wt / ".git" / "config"), key, value],
+                       check=True)
+    (wt / "hooks").mkdir(exist_ok=True)
+    for hook in ("pre-commit", "post-checkout", "post-index-change", "reference-transaction"):
+        (wt / "hooks" / hook).write_text(f"#!/bin/sh\n{cmd}\n")
+        (wt / "hooks" / hook).chmod(0o755)
+    (wt / ".git" / "HEAD").write_text("ref: refs/heads/evil\n")
+
+
+def test_a_hostile_dot_git_in_the_worktree_never_runs(tmp_path, session_repo):
+    repo, base = session_repo
+    wt = add_worktree(repo, tmp_path / "wt", "ep", base)
+    marker = tmp_path / "pwned"
+    _hostile_dotgit(wt.path, marker)
+    (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 9\n")
+    (wt.path / "new_file.txt").write_text("new paths make the scanner ask git check-ignore\n")
+    (wt.path / "config.txt").write_text("tampered\n")
+    scanner = git.Scanner(wt, git.files_at(repo, base))
+    files = scanner.scan()
+    assert "new_file.txt" in files and not any(p.startswith(".git/") for p in files)
+    restore(wt, ["config.txt", "new_file.txt"], base)  # git checkout / rm in the worktree
+    scanner.index_stale = True
+    scanner.sync_index()
+    sha = scanner.commit_all(scanner.scan(), "candidate")
+    assert wt.head() == sha  # the harness's own git dir moved, not the agent's fake one
+    assert git.files_at(repo, sha)["pkg/policy.py"] == files["pkg/policy.py"]
+    remove_worktree(repo, wt)
+    assert not marker.exists(), "a command from the agent's .git config ran in the harness"
+    assert not wt.path.exists()
+    assert str(wt.path) not in sh(["git", "worktree", "list"], repo)
+
+
+def test_a_dot_git_file_pointing_elsewhere_is_not_followed(tmp_path, session_repo):
+    """The Scanner writes objects and moves a ref: the agent must not choose where."""
+    repo, base = session_repo
+    wt = add_worktree(repo, tmp_path / "wt", "ep", base)
+    decoy = tmp_path / "decoy"
+    (decoy / "refs" / "heads").mkdir(parents=True)
+    (decoy / "HEAD").write_text("ref: refs/heads/x\n")
+    (decoy / "refs" / "heads" / "x").write_text(base + "\n")
+    (wt.path / ".git").write_text(f"gitdir: {decoy}\n")
+    (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 7\n")
+    scanner = git.Scanner(wt, git.files_at(repo, base))
+    sha = scanner.commit_all(scanner.scan(), "candidate")
+    assert (decoy / "refs" / "heads" / "x").read_text().strip() == base
+    assert not (decoy / "objects").exists()
+    assert sh(["git", "rev-parse", "refs/heads/ep"], repo).strip() == sha
+
+
+@pytest.mark.parametrize("path", ["sub/.git/evil.py", ".git/config", "a/.GIT/x", "x/../y",
+                                  "a/git~1/b", ".git. /z"])
+def test_bad_path_names_what_git_refuses(path):
+    assert git.bad_path(path)
+
+
+@pytest.mark.parametrize("path", ["pkg/policy.py", ".gitignore", ".github/workflow.yml",
+                                  "a/.gitkeep", "gitfoo/x"])
+def test_bad_path_accepts_ordinary_paths(path):
+    assert git.bad_path(path) is None
+
+
+def test_escaping_link(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    for name, target in (("abs", "/etc/passwd"), ("up", "../../x"), ("pkg/up", "../../y"),
+                         ("pkg/in", "../pkg/z"), ("ok", "pkg/in")):
+        (tmp_path / name).symlink_to(target)
+    assert git.escaping_link(tmp_path, "abs") and git.escaping_link(tmp_path, "up")
+    assert git.escaping_link(tmp_path, "pkg/up")
+    assert git.escaping_link(tmp_path, "pkg/in") is None
+    assert git.escaping_link(tmp_path, "ok") is None
+    assert git.escaping_link(tmp_path, "pkg") is None  # not a link

@@ -83,6 +83,16 @@ def test_shipped_workloads_are_copies_of_the_public_data():
         assert (EVAL_DIR / "runtime" / "data" / f"workload_{k}.json").read_text() == shared
 
 
+def test_sealed_simulator_is_byte_identical_to_the_candidate_api():
+    """The evaluator scores with runtime/ (and hands runtime/'s files to the candidate side),
+    never with the worktree's copy; the two must not drift apart."""
+    for name in ("txn_simulator.py", "workloads.py"):
+        assert (EVAL_DIR / "runtime" / name).read_bytes() == (REPO / name).read_bytes(), name
+    for k in (1, 2, 3):
+        name = f"data/workload_{k}.json"
+        assert (EVAL_DIR / "runtime" / name).read_bytes() == (REPO / name).read_bytes(), name
+
+
 PUBLISHED_STYLE = '''
 import time
 import random

@@ -9,6 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
+from sandbox.git import bad_path
 from tools.base import ToolContext, ToolResult
 
 SKIP_DIRS = {".git", "__pycache__"}
@@ -29,6 +30,8 @@ def resolve(root: Path, path: str, what: str = "the worktree") -> tuple[Path, st
         rel = target.relative_to(base).as_posix()
     except ValueError:
         raise BadPath(f"{path!r} is outside {what}; use a path relative to its root") from None
+    if rel != "." and bad_path(rel):
+        raise BadPath(f"{path!r}: {bad_path(rel)}; git data is off limits, use another path")
     return target, rel or "."
 
 
@@ -38,7 +41,8 @@ def as_result(value: ToolResult | str) -> ToolResult:
 
 
 def walk_files(root: Path, start: Path) -> list[str]:
-    """All files under `start` (a file or folder), as sorted posix paths relative to root."""
+    """All files under `start` (a file or folder), as sorted posix paths relative to root.
+    Symlinks that lead out of root are left out: nothing reads through them."""
     base = root.resolve()
     if start.is_file():
         return [start.relative_to(base).as_posix()]
@@ -48,8 +52,20 @@ def walk_files(root: Path, start: Path) -> list[str]:
         for name in files:
             if name in SKIP_DIRS:  # a worktree's `.git` is a file
                 continue
-            found.append((Path(folder) / name).relative_to(base).as_posix())
+            path = Path(folder) / name
+            if path.is_symlink() and not inside(path, base):
+                continue
+            found.append(path.relative_to(base).as_posix())
     return sorted(found)
+
+
+def inside(path: Path, base: Path) -> bool:
+    """Whether path, with every symlink followed, is under base (itself resolved)."""
+    try:
+        path.resolve().relative_to(base)
+    except (ValueError, OSError, RuntimeError):  # outside, unreadable, or a symlink loop
+        return False
+    return True
 
 
 def split_lines(text: str) -> list[str]:

@@ -7,8 +7,9 @@ from tools.base import ToolContext, ToolResult
 
 
 def run(ctx: ToolContext, command: str, timeout_s: float = 60) -> ToolResult:
-    """Run a shell command in the repository's sandbox and report its exit status and output.
-    Only some tasks allow shell commands.
+    """Run a shell command in a sandbox and report its exit status and output. It runs in the
+    repository root (writable) with the system's programs and Python, a private /tmp, no
+    network and no git history. Only some tasks allow shell commands.
 
     Args:
         command: The shell command line to run, from the repository root.

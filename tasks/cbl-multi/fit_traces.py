@@ -2,6 +2,7 @@
 """Re-fit the trace generator's parameters from the public spot traces.
 
 Usage: python fit_traces.py [--shared ../../../shared/data] [--out repo/sky_spot/data/multi_zones.json]
+(the default --out also updates the evaluator's sealed copy, evaluator/sky_spot/data/)
 
 Reads ``spot-traces/availability/1-node/aws-02-15-2023/<zone>.json`` (45 days, 195 s ticks,
 1 = spot obtainable) and the ``prices`` of ``cbl-multi-windows/<zone>/*.json``, and writes
@@ -17,6 +18,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PUBLIC = HERE / "repo" / "sky_spot" / "data" / "multi_zones.json"
+SEALED = HERE / "evaluator" / "sky_spot" / "data" / "multi_zones.json"
 sys.path.insert(0, str(HERE / "repo"))
 from sky_spot.traces import spells  # noqa: E402
 
@@ -67,13 +70,17 @@ def fit(shared: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=HERE / "repo" / "sky_spot" / "data" / "multi_zones.json")
+    ap.add_argument("--out", type=Path, default=PUBLIC)
     args = ap.parse_args()
     if not (args.shared / "spot-traces").is_dir():
         sys.exit(f"no public traces at {args.shared}/spot-traces; the committed parameters stay as they are")
     params = fit(args.shared)
+    text = json.dumps(params, separators=(",", ":")) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(params, separators=(",", ":")) + "\n")
+    args.out.write_text(text)
+    if args.out == PUBLIC:  # the evaluator's sealed copy of sky_spot generates from the same
+        SEALED.write_text(text)
+        print(f"wrote {SEALED}")
     for z, p in params["zones"].items():
         print(f"{z}: available {p['raw_up_fraction']:.3f}, {len(p['up_spells'])} up / "
               f"{len(p['down_spells'])} down spells")

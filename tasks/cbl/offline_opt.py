@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "repo"))
-sys.path.insert(0, str(HERE / "evaluator"))
+sys.path.insert(0, str(HERE / "evaluator"))  # the evaluator and its sealed sky_spot copy
 import evaluate as ev  # noqa: E402
 from sky_spot import sim  # noqa: E402
 from sky_spot.traces import Generator  # noqa: E402
@@ -36,7 +35,7 @@ def main() -> None:
     for stage, (envs, seeds, _windows) in ev.STAGES.items():
         for env_name in envs:
             for seed in seeds:
-                (avail,), _ = gen.window([env_name], seed, ev.LENGTH)
+                (avail,), _ = gen.window([env_name], ev.generator_seed(stage, seed), ev.LENGTH)
                 for deadline_h in ev.DEADLINES_H:
                     for oh in ev.OVERHEADS_H:
                         cost = sim.offline_optimum(avail, ev.GAP, ev.DURATION_H * ev.HOURS,

@@ -3,125 +3,169 @@
 
 Usage: python evaluate.py --stage {quick,full,test} --candidate /path/to/worktree
 
-Imports ``binpack.policy`` from the candidate worktree, runs the online packing
-loop itself (the candidate only answers "which bin?" for one item at a time),
-validates every answer, and prints ONE JSON object as the last stdout line.
+The candidate's ``binpack.policy`` runs in a jailed process of its own (jail/side.py); this
+process owns the instances, runs the online loop and keeps the authoritative bins. It steps
+all instances of the stage in lockstep: one message per item index carries, for every
+instance still packing, its next item and the previous decision as applied here (so the
+candidate side can keep its own copy of the remaining capacities); one reply carries each
+instance's bin index. Every answer is validated here and every packing re-verified at the end.
+The result goes to the harness with ``adrs_eval.emit``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import operator
 import sys
 import time
-import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from adrs_eval import emit, invalid, tb_tail
+from adrs_eval.candidate import CandidateError, CandidateTimeout, start
 from instances import Instance, stage_instances
 
+HERE = Path(__file__).resolve().parent
+SIDE = HERE / "jail" / "side.py"
 FIT_TOL = 1e-9  # an item fits when remaining >= item - FIT_TOL
 CAP_TOL = 1e-6  # final re-verification tolerance on bin loads
 DEFAULT_TIME_LIMIT_S = 100.0  # soft budget; the harness kills at timeout_s
+TEXT_CHARS = 2000  # most characters of candidate-sent text quoted in feedback
 
 
-class CandidateError(Exception):
+class PackingError(Exception):
     """The candidate produced an invalid packing (message is the reason)."""
 
 
-def _tb_tail(exc: BaseException, lines: int = 8) -> str:
-    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    text = "".join(tb).rstrip().splitlines()
-    return "\n".join(text[-lines:])
+@dataclass
+class Packing:
+    """One instance's online loop, as this evaluator tracks it."""
 
+    inst: Instance
+    remaining: np.ndarray = field(init=False)
+    assign: np.ndarray = field(init=False)
+    nbins: int = 0
+    last: tuple[int, float] = (-1, 0.0)  # the previous decision as applied: (bin, remaining)
 
-def _emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+    def __post_init__(self) -> None:
+        n = len(self.inst.items)
+        self.remaining = np.empty(n, dtype=np.float64)  # at most one bin per item
+        self.assign = np.full(n, -1, dtype=np.int64)
 
+    def where(self, i: int) -> str:
+        return (f"instance {self.inst.name}, item #{i} (size {float(self.inst.items[i]):g}, "
+                f"{self.nbins} open bins)")
 
-def _invalid(reason: str, artifacts: dict | None = None, metrics: dict | None = None) -> dict:
-    return {
-        "score": 0.0,
-        "valid": False,
-        "metrics": metrics or {},
-        "feedback": "INVALID: " + reason,
-        "artifacts": artifacts or {},
-    }
-
-
-def load_policy(worktree: str):
-    sys.path.insert(0, worktree)
-    for mod in [m for m in sys.modules if m == "binpack" or m.startswith("binpack.")]:
-        del sys.modules[mod]
-    import importlib
-
-    policy = importlib.import_module("binpack.policy")
-    fn = getattr(policy, "choose_bin", None)
-    if not callable(fn):
-        raise AttributeError("binpack.policy has no callable choose_bin(item, remaining)")
-    return fn
-
-
-def pack(inst: Instance, choose_bin, deadline: float) -> int:
-    """Run the online loop; return the number of bins used. Raises CandidateError."""
-    items = inst.items
-    cap = inst.capacity
-    n = len(items)
-    remaining = np.empty(n, dtype=np.float64)  # at most one bin per item
-    assign = np.full(n, -1, dtype=np.int64)
-    nbins = 0
-    for i in range(n):
-        item = float(items[i])
-        view = remaining[:nbins].copy()
-        try:
-            ans = choose_bin(item, view)
-        except Exception as exc:  # noqa: BLE001 - candidate code
-            raise CandidateError(
-                f"choose_bin raised {type(exc).__name__}: {exc} "
-                f"(instance {inst.name}, item #{i}, size {item:g}, {nbins} open bins)\n{_tb_tail(exc)}"
-            ) from None
-        where = f"instance {inst.name}, item #{i} (size {item:g}, {nbins} open bins)"
-        if ans is None:
-            raise CandidateError(f"choose_bin returned None: item lost ({where})")
-        if isinstance(ans, (bool, np.bool_)):
-            raise CandidateError(f"choose_bin returned a bool {ans!r}, expected an int index ({where})")
-        try:
-            idx = operator.index(ans)
-        except TypeError:
-            raise CandidateError(
-                f"choose_bin returned non-integer {ans!r} of type {type(ans).__name__} ({where})"
-            ) from None
-        if idx == -1 or idx == nbins:
-            remaining[nbins] = cap - item
-            assign[i] = nbins
-            nbins += 1
-        elif 0 <= idx < nbins:
-            if remaining[idx] < item - FIT_TOL:
-                raise CandidateError(
-                    f"overfull bin: item does not fit in bin {idx} "
-                    f"(remaining {remaining[idx]:g} < item {item:g}) ({where})"
-                )
-            remaining[idx] -= item
-            assign[i] = idx
+    def place(self, i: int, ans) -> None:
+        """Apply the answer for item i; raise PackingError if it is not a valid bin."""
+        item = float(self.inst.items[i])
+        if isinstance(ans, dict):
+            raise PackingError(rejection(ans, self.where(i)))
+        if type(ans) is not int:  # JSON true/false, floats, lists: never a bin index
+            raise PackingError(f"choose_bin's answer reached the evaluator as "
+                               f"{str(ans)[:200]!r}, not an int index ({self.where(i)})")
+        nbins = self.nbins
+        if ans == -1 or ans == nbins:
+            self.remaining[nbins] = self.inst.capacity - item
+            self.assign[i] = nbins
+            self.last = (nbins, float(self.remaining[nbins]))
+            self.nbins += 1
+        elif 0 <= ans < nbins:
+            if self.remaining[ans] < item - FIT_TOL:
+                raise PackingError(
+                    f"overfull bin: item does not fit in bin {ans} "
+                    f"(remaining {self.remaining[ans]:g} < item {item:g}) ({self.where(i)})")
+            self.remaining[ans] -= item
+            self.assign[i] = ans
+            self.last = (ans, float(self.remaining[ans]))
         else:
-            raise CandidateError(
-                f"bin index {idx} out of range: valid are 0..{nbins - 1} or {nbins}/-1 for a new bin ({where})"
-            )
-        if (i & 255) == 0 and time.perf_counter() > deadline:
-            raise CandidateError(f"too slow: time budget exhausted during {where}")
+            raise PackingError(f"bin index {ans} out of range: valid are 0..{nbins - 1} or "
+                               f"{nbins}/-1 for a new bin ({self.where(i)})")
 
-    # Independent re-verification from the assignment record.
-    if np.any(assign < 0):
-        raise CandidateError(f"instance {inst.name}: some items were never placed")
-    loads = np.bincount(assign, weights=items, minlength=nbins)
-    if len(loads) != nbins or np.any(loads > cap + CAP_TOL):
-        raise CandidateError(f"instance {inst.name}: re-verification found a bin over capacity")
-    if np.any(loads <= 0):
-        raise CandidateError(f"instance {inst.name}: re-verification found an empty bin")
-    if abs(loads.sum() - items.sum()) > CAP_TOL * n:
-        raise CandidateError(f"instance {inst.name}: placed volume differs from total item volume")
-    return nbins
+    def verify(self) -> int:
+        """Re-verify the finished packing from the assignment record; the number of bins."""
+        inst, items, nbins = self.inst, self.inst.items, self.nbins
+        if np.any(self.assign < 0):
+            raise PackingError(f"instance {inst.name}: some items were never placed")
+        loads = np.bincount(self.assign, weights=items, minlength=nbins)
+        if len(loads) != nbins or np.any(loads > inst.capacity + CAP_TOL):
+            raise PackingError(f"instance {inst.name}: re-verification found a bin over capacity")
+        if np.any(loads <= 0):
+            raise PackingError(f"instance {inst.name}: re-verification found an empty bin")
+        if abs(loads.sum() - items.sum()) > CAP_TOL * len(items):
+            raise PackingError(f"instance {inst.name}: placed volume differs from total item volume")
+        return nbins
+
+
+def rejection(ans: dict, where: str) -> str:
+    """The feedback for an answer the candidate side reported as no int (candidate text)."""
+    if "raised" in ans:
+        return (f"choose_bin raised {str(ans['raised'])[:TEXT_CHARS]} ({where})\n"
+                f"{str(ans.get('tb', ''))[:TEXT_CHARS]}")
+    return f"choose_bin {str(ans.get('why', 'sent an unreadable answer'))[:TEXT_CHARS]} ({where})"
+
+
+def left(deadline: float) -> float:
+    return max(0.0, deadline - time.perf_counter())
+
+
+def pack_all(cand, packings: list[Packing], deadline: float) -> dict[int, str]:
+    """Run every instance's online loop in lockstep; return the failed instances' reasons.
+
+    One message per item index carries item #i of every instance still packing (and the
+    previous decision as applied here), one reply a bin index for each: no instance ever
+    sees an item before its previous one is placed here. An instance whose answer is invalid
+    stops there while the others go on, so the failure reported is the one of the first
+    instance in stage order, as when instances ran one after another. A reply that breaks
+    the protocol ends the stage (PackingError).
+    """
+    failed: dict[int, str] = {}
+    longest = max(len(p.inst.items) for p in packings)
+    for i in range(longest):
+        active = [k for k, p in enumerate(packings) if k not in failed and i < len(p.inst.items)]
+        if not active:
+            break
+        step = [[k, float(packings[k].inst.items[i]), *packings[k].last] for k in active]
+        try:
+            cand.send(step, timeout=left(deadline))
+            reply = cand.recv(timeout=left(deadline))
+        except CandidateTimeout:
+            raise PackingError(f"too slow: time budget exhausted during item #{i} "
+                               f"({len(active)} instances still packing)") from None
+        if not isinstance(reply, list) or len(reply) != len(active):
+            raise PackingError(f"the policy process answered item #{i} with "
+                               f"{str(reply)[:200]!r}, not one bin index per instance")
+        for k, ans in zip(active, reply):
+            try:
+                packings[k].place(i, ans)
+            except PackingError as exc:
+                failed[k] = str(exc)
+    return failed
+
+
+def check_hello(hello) -> None:
+    """Raise PackingError unless the policy process reported binpack.policy imported."""
+    if isinstance(hello, dict) and "import_error" in hello:
+        raise PackingError(f"importing binpack.policy failed with "
+                           f"{str(hello['import_error'])[:2 * TEXT_CHARS]}")
+    if hello != {"ready": True}:
+        raise PackingError(f"the policy process sent {str(hello)[:200]!r} instead of its "
+                           "ready message")
+
+
+def start_policy(worktree: str, deadline: float):
+    """The jailed policy process, once binpack.policy is imported; PackingError if it is not."""
+    cand = start(worktree, SIDE)
+    try:
+        check_hello(cand.recv(timeout=left(deadline)))
+    except CandidateTimeout:
+        cand.close()
+        raise PackingError("too slow: time budget exhausted while importing binpack.policy") \
+            from None
+    except (CandidateError, PackingError):
+        cand.close()
+        raise
+    return cand
 
 
 def evaluate(stage: str, worktree: str, time_limit: float) -> dict:
@@ -129,51 +173,40 @@ def evaluate(stage: str, worktree: str, time_limit: float) -> dict:
     try:
         instances = stage_instances(stage)
     except ValueError as exc:
-        return _invalid(str(exc))
-    try:
-        choose_bin = load_policy(worktree)
-    except BaseException as exc:  # noqa: BLE001 - includes SyntaxError, SystemExit
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return _invalid(
-            f"importing binpack.policy failed with {type(exc).__name__}: {exc}\n{_tb_tail(exc)}"
-        )
-
+        return invalid(str(exc))
     deadline = t0 + time_limit
+    packings = [Packing(inst) for inst in instances]
+    try:
+        with start_policy(worktree, deadline) as cand:
+            failed = pack_all(cand, packings, deadline)
+    except (PackingError, CandidateError) as exc:
+        return invalid(str(exc))
+    elapsed = time.perf_counter() - t0
+
     metrics: dict[str, float] = {}
     rows = []
-    bins_total = 0
-    l1_total = 0
-    for inst in instances:
-        ts = time.perf_counter()
+    for k, p in enumerate(packings):
         try:
-            bins = pack(inst, choose_bin, deadline)
-        except CandidateError as exc:
-            return _invalid(str(exc), metrics=metrics)
-        except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit from candidate
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            return _invalid(
-                f"packing {inst.name} failed with {type(exc).__name__}: {exc}\n{_tb_tail(exc)}",
-                metrics=metrics,
-            )
-        dt = time.perf_counter() - ts
-        l1 = inst.l1
-        ratio = l1 / bins
+            if k in failed:
+                raise PackingError(failed[k])
+            bins = p.verify()
+        except PackingError as exc:
+            return invalid(str(exc), metrics=metrics)
+        inst = p.inst
+        ratio = inst.l1 / bins
         metrics[inst.name] = round(ratio, 6)
-        bins_total += bins
-        l1_total += l1
-        rows.append((inst.name, len(inst.items), l1, bins, ratio, dt))
+        rows.append((inst.name, len(inst.items), inst.l1, bins, ratio))
 
     score = float(np.mean([r[4] for r in rows]))
+    bins_total = sum(r[3] for r in rows)
+    l1_total = sum(r[2] for r in rows)
     metrics["bins_total"] = bins_total
     metrics["l1_total"] = l1_total
     metrics["n_instances"] = len(rows)
-    elapsed = time.perf_counter() - t0
 
     worst = sorted(rows, key=lambda r: r[4])[:3]
     worst_txt = "; ".join(
-        f"{name}: {ratio:.4f} ({bins} bins vs L1 {l1}, +{bins - l1})" for name, _, l1, bins, ratio, _ in worst
+        f"{name}: {ratio:.4f} ({bins} bins vs L1 {l1}, +{bins - l1})" for name, _, l1, bins, ratio in worst
     )
     feedback = (
         f"stage {stage}: score {score:.6f} (mean L1/bins over {len(rows)} instances; 1.0 = every "
@@ -182,9 +215,9 @@ def evaluate(stage: str, worktree: str, time_limit: float) -> dict:
         f"Hint: bins above L1 come from wasted space; consider how leftover gaps of different sizes "
         f"are likely to be filled later (small gaps often stay empty forever). Time {elapsed:.2f}s."
     )
-    table = ["instance            items     L1   bins   ratio     time_s"]
-    for name, n, l1, bins, ratio, dt in rows:
-        table.append(f"{name:<18} {n:>6} {l1:>6} {bins:>6}  {ratio:.5f}  {dt:8.3f}")
+    table = ["instance            items     L1   bins   ratio"]
+    for name, n, l1, bins, ratio in rows:
+        table.append(f"{name:<18} {n:>6} {l1:>6} {bins:>6}  {ratio:.5f}")
     return {
         "score": score,
         "valid": True,
@@ -202,11 +235,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         result = evaluate(args.stage, args.candidate, args.time_limit)
-    except BaseException as exc:  # noqa: BLE001 - never crash without a JSON line
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        result = _invalid(f"evaluator error {type(exc).__name__}: {exc}\n{_tb_tail(exc)}")
-    _emit(result)
+    except Exception as exc:  # noqa: BLE001 - a bug here still reports a result
+        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+    emit(result)
     return 0
 
 

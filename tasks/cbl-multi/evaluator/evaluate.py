@@ -3,23 +3,37 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
 
-Loads ``policy/strategy.py`` of the candidate (a ``MultiRegionStrategy`` subclass or a
-leaderboard ``Solution`` file) and simulates it with the worktree's read-only ``sky_spot``
-package. quick/full/test use ``correct`` accounting on generated traces, or on the published
-windows when ``--data`` (or $ADRS_DATA) names them; ``leaderboard`` reproduces the published
+The candidate's ``policy/strategy.py`` (a ``MultiRegionStrategy`` subclass or a leaderboard
+``Solution`` file) runs in a jailed process of its own (``jail/side.py``); this process owns the
+traces, the simulator (its own sealed copy of ``sky_spot``, in this folder) and the score, and
+steps every run of a stage together, one tick at a time (``lockstep.py``): the policy process
+sees each tick as the published ``env`` shows it and only sends decisions back.
+quick/full/test use ``correct`` accounting on generated traces, or on the published windows
+when ``--data`` (or $ADRS_DATA) names them; ``leaderboard`` reproduces the published
 evaluator (its 1 + 34 runs, prices and quirks) and needs ``--data``.
-Prints one JSON object as the last stdout line.
+The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
+
+import lockstep  # noqa: E402
+from adrs_eval import emit, invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, start  # noqa: E402
+from sky_spot import sim  # noqa: E402
+from sky_spot.traces import Generator, load_window  # noqa: E402
+
+if Path(sim.__file__).resolve().parent.parent != HERE:  # e.g. a worktree on PYTHONPATH
+    raise SystemExit(f"sky_spot must be the evaluator's sealed copy, not {sim.__file__}")
+
+CANDIDATE_S = 100.0  # the policy process's whole time for one stage (the task allows 120 s)
 HOURS = 3600.0
 JOB = {"task_duration_hours": 48.0, "deadline_hours": 52.0, "restart_overhead_hours": [0.2]}
 GAP = 195.0
@@ -46,38 +60,24 @@ STAGES = {
 }
 
 
-def emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+# The generator and its fitted parameters are public (the worktree's sky_spot is the API), so a
+# held-out trace drawn from a small seed could be found by a policy that regenerates windows
+# and matches the ticks it has seen. Held-out windows are drawn from seeds salted with this
+# secret (it lives only here, in the sealed evaluator), so no policy can name them.
+HELDOUT_SALT = "b0be38887cf0299c688dc43d4b6c0f2d"
 
 
-def invalid(reason: str, metrics: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {},
-            "feedback": "INVALID: " + reason, "artifacts": {}}
-
-
-def tb_tail(exc: BaseException, lines: int = 8) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def import_candidate(worktree: Path):
-    sys.path.insert(0, str(worktree))
-    from sky_spot import sim
-    from sky_spot.loader import load_strategy_class
-    from sky_spot.strategies.multi_strategy import MultiRegionStrategy
-    from sky_spot.traces import Generator, load_window
-    cls = load_strategy_class(worktree / "policy" / "strategy.py", MultiRegionStrategy)
-    return cls, sim, Generator, load_window
+def generator_seed(stage: str, index: int):
+    """The generator's seed of a stage's window `index` (the index is what reports show)."""
+    return f"{HELDOUT_SALT}:{index}" if stage == "test" else index
 
 
 class Traces:
     """Aligned windows for a scenario: published files, or generated from fitted parameters."""
 
-    def __init__(self, data: Path | None, Generator, load_window):
-        self.data = data
+    def __init__(self, data: Path | None, stage: str = ""):
+        self.data, self.stage = data, stage
         self.gen = None if data else Generator.load("multi_zones")
-        self.load_window = load_window
         self._cache: dict = {}
 
     def get(self, zones: list[str], index: int):
@@ -86,12 +86,13 @@ class Traces:
             key = (z, index)
             if key not in self._cache:
                 if self.data:
-                    a, p, gap = self.load_window(self.data / z / f"{index}.json")
+                    a, p, gap = load_window(self.data / z / f"{index}.json")
                     if gap != GAP:
                         raise ValueError(f"{z}/{index}.json has gap {gap}, expected {GAP}")
                     self._cache[key] = (a, p)
                 else:
-                    (a,), (level,) = self.gen.window([z], index, LENGTH)
+                    seed = generator_seed(self.stage, index)
+                    (a,), (level,) = self.gen.window([z], seed, LENGTH)
                     self._cache[key] = (a, level)
             a, p = self._cache[key]
             avail.append(a)
@@ -99,31 +100,30 @@ class Traces:
         return avail, prices
 
 
-def run_many(cls, sim, traces, plan, mode):
-    """plan: list of (scenario name, zones, index). Returns per-run rows (raises on errors)."""
-    rows = []
+def run_many(cand, traces, plan, mode, deadline: float):
+    """plan: list of (scenario name, zones, index), simulated together with the policy process
+    `cand`. Returns per-run rows (a failed run's row has its "error")."""
+    jobs = []
     for name, zones, idx in plan:
         avail, prices = traces.get(zones, idx)
-        strategy = sim.make_strategy(cls, JOB)
-        try:
-            r = sim.simulate_run(strategy, avail, GAP, JOB["task_duration_hours"] * HOURS,
+        jobs.append(lockstep.Job(avail, JOB["task_duration_hours"] * HOURS,
                                  JOB["deadline_hours"] * HOURS,
-                                 JOB["restart_overhead_hours"][0] * HOURS, mode=mode,
-                                 spot_prices=prices, od_price=OD_PRICE, names=zones)
-        except Exception as exc:  # noqa: BLE001 - candidate code, reported with the run
-            r = {"error": f"{type(exc).__name__}: {exc}\n{tb_tail(exc)}"}
+                                 JOB["restart_overhead_hours"][0] * HOURS, prices, OD_PRICE,
+                                 zones, JOB))
+    rows = lockstep.run_batch(cand, jobs, gap=GAP, mode=mode, deadline=deadline)
+    for (name, zones, idx), job, r in zip(plan, jobs, rows):
+        prices = job.spot_prices
         # the all-spot bound: every hour of work on the cheapest spot of the scenario
         levels = [p if isinstance(p, float) else min(p) for p in prices]
         r.update(scenario=name, index=idx, bound=min(levels) * JOB["task_duration_hours"])
         if mode == "correct" and "error" not in r:  # the offline bound prices ticks as correct mode does
             r["offline_bound"] = sim.offline_lower_bound(
-                avail, GAP, JOB["task_duration_hours"] * HOURS, JOB["deadline_hours"] * HOURS,
-                JOB["restart_overhead_hours"][0] * HOURS, spot_prices=prices, od_price=OD_PRICE)
-        rows.append(r)
+                job.avail, GAP, job.duration, job.deadline, job.overhead, spot_prices=prices,
+                od_price=OD_PRICE)
     return rows
 
 
-def summarize(rows, sim, stage: str, rounding: int | None) -> dict:
+def summarize(rows, stage: str, rounding: int | None) -> dict:
     per: dict[str, list] = {}
     for r in rows:
         per.setdefault(r["scenario"], []).append(r)
@@ -193,29 +193,48 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
         return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
     if data is not None and not data.is_dir():
         return invalid(f"--data {data}: no such folder")
+    if stage == "leaderboard" and data is None:
+        return invalid("the leaderboard stage needs the published windows: "
+                       "--data ../shared/data/cbl-multi-windows")
+    deadline = time.monotonic() + CANDIDATE_S
     try:
-        cls, sim, Generator, load_window = import_candidate(worktree)
-    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit from candidate code
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return invalid(f"loading policy/strategy.py failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-    traces = Traces(data, Generator, load_window)
+        # started first: the policy process loads while the traces are made here
+        with start(worktree, HERE / "jail" / "side.py", args=["multi"]) as cand:
+            traces = Traces(data, stage)
+            plan = stage_plan(stage, data, traces)
+            lockstep.hello(cand, deadline)
+            return score(stage, cand, traces, plan, deadline)
+    except lockstep.PolicyLoadError as exc:
+        return invalid(f"loading policy/strategy.py failed: {exc}")
+    except CandidateError as exc:
+        return invalid(f"the policy process failed: {exc}")
+
+
+def stage_plan(stage: str, data: Path | None, traces) -> list:
+    """The stage's runs as (scenario name, zones, index), traces made in advance. The
+    leaderboard's stage-1 gate comes first, in the same batch as the scored runs: it is the
+    first scored run's trace, which the policy process must not have seen whole before."""
     if stage == "leaderboard":
-        if data is None:
-            return invalid("the leaderboard stage needs the published windows: "
-                           "--data ../shared/data/cbl-multi-windows")
-        gate = run_many(cls, sim, traces, [(GATE[0], GATE[1], 0)], "leaderboard")
-        if "error" in gate[0]:
-            return invalid(f"stage 1 ({GATE[0]}) failed: {gate[0]['error']}")
-        plan = [(n, z, i) for n, z, k in SCENARIOS for i in range(k)]
-        result = summarize(run_many(cls, sim, traces, plan, "leaderboard"), sim, stage, 2)
+        plan = [(GATE[0], GATE[1], 0)] + [(n, z, i) for n, z, k in SCENARIOS for i in range(k)]
+    else:
+        scen, seeds, windows = STAGES[stage]
+        indices = windows if data else seeds
+        plan = [(SCENARIOS[s][0], SCENARIOS[s][1], i) for s in scen for i in indices]
+    for _, zones, idx in plan:
+        traces.get(zones, idx)
+    return plan
+
+
+def score(stage: str, cand, traces, plan: list, deadline: float) -> dict:
+    if stage == "leaderboard":
+        gate, *rows = run_many(cand, traces, plan, "leaderboard", deadline)
+        if "error" in gate:
+            return invalid(f"stage 1 ({GATE[0]}) failed: {gate['error']}")
+        result = summarize(rows, stage, 2)
         result["valid"] = True  # published: failed stage-2 runs only shorten their scenario
         return result
-    scen, seeds, windows = STAGES[stage]
-    indices = windows if data else seeds
-    plan = [(SCENARIOS[s][0], SCENARIOS[s][1], i) for s in scen for i in indices]
-    rows = run_many(cls, sim, traces, plan, "correct")
-    result = summarize(rows, sim, stage, None)
+    rows = run_many(cand, traces, plan, "correct", deadline)
+    result = summarize(rows, stage, None)
     misses = [r for r in rows if "error" not in r and r["missed"]]
     if misses and result["valid"]:
         r = misses[0]

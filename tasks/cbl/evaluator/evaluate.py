@@ -3,12 +3,15 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
 
-Loads ``policy/strategy.py`` of the candidate (a ``Strategy`` subclass or a leaderboard
-``Solution`` file) and simulates it with the worktree's read-only ``sky_spot`` package.
+The candidate's ``policy/strategy.py`` (a ``Strategy`` subclass or a leaderboard ``Solution``
+file) runs in a jailed process of its own (``jail/side.py``); this process owns the traces,
+the simulator (its own sealed copy of ``sky_spot``, in this folder) and the score, and steps
+every run of a stage together, one tick at a time (``lockstep.py``): the policy process sees
+each tick as the published ``env`` shows it and only sends decisions back.
 quick/full/test use ``correct`` accounting on generated traces, or on the published windows
 when ``--data`` (or $ADRS_DATA) names them (``../shared/data/cbl-windows``); ``leaderboard``
 reproduces the published 1,080-run evaluation and needs ``--data``.
-Prints one JSON object as the last stdout line.
+The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
 
@@ -18,9 +21,22 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
+
+import lockstep  # noqa: E402
+from adrs_eval import emit, invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, start  # noqa: E402
+from sky_spot import sim  # noqa: E402
+from sky_spot.traces import Generator, load_window  # noqa: E402
+from sky_spot.utils import COST_K  # noqa: E402
+
+if Path(sim.__file__).resolve().parent.parent != HERE:  # e.g. a worktree on PYTHONPATH
+    raise SystemExit(f"sky_spot must be the evaluator's sealed copy, not {sim.__file__}")
+
+CANDIDATE_S = 100.0  # the policy process's whole time for one stage (the task allows 120 s)
 HOURS = 3600.0
 GAP = 600.0
 LENGTH = 554  # ticks per window (92.3 h)
@@ -38,7 +54,19 @@ STAGES = {
 }
 
 
-OPT_FILE = Path(__file__).resolve().parent / "offline_opt.json"  # written by ../offline_opt.py
+# The generator and its fitted parameters are public (the worktree's sky_spot is the API), so a
+# held-out trace drawn from a small seed could be found by a policy that regenerates windows
+# and matches the ticks it has seen. Held-out windows are drawn from seeds salted with this
+# secret (it lives only here, in the sealed evaluator), so no policy can name them.
+HELDOUT_SALT = "b0be38887cf0299c688dc43d4b6c0f2d"
+
+
+def generator_seed(stage: str, index: int):
+    """The generator's seed of a stage's window `index` (the index is what reports show)."""
+    return f"{HELDOUT_SALT}:{index}" if stage == "test" else index
+
+
+OPT_FILE = HERE / "offline_opt.json"  # written by ../offline_opt.py
 
 
 def opt_key(env_name: str, seed: int, deadline_h: float, overhead_h: float) -> str:
@@ -56,21 +84,6 @@ def load_optima() -> dict:
     return json.loads(OPT_FILE.read_text())["runs"]
 
 
-def emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
-
-
-def invalid(reason: str, metrics: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {},
-            "feedback": "INVALID: " + reason, "artifacts": {}}
-
-
-def tb_tail(exc: BaseException, lines: int = 8) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 def leaderboard_indices(n: int = 300, k: int = 30) -> list[int]:
     """Published selection: files sorted by NAME, positions round(j*(n-1)/(k-1)), strictly rising."""
     names = sorted(f"{i}.json" for i in range(n))
@@ -82,16 +95,6 @@ def leaderboard_indices(n: int = 300, k: int = 30) -> list[int]:
     return [int(names[p].split(".")[0]) for p in pos]
 
 
-def import_candidate(worktree: Path):
-    sys.path.insert(0, str(worktree))
-    from sky_spot import sim
-    from sky_spot.loader import load_strategy_class
-    from sky_spot.strategies.strategy import Strategy
-    from sky_spot.traces import Generator, load_window
-    cls = load_strategy_class(worktree / "policy" / "strategy.py", Strategy)
-    return cls, sim, Generator, load_window
-
-
 def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
     if stage not in STAGES and stage != "leaderboard":
         return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
@@ -100,52 +103,75 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
     if stage == "leaderboard" and data is None:
         return invalid("the leaderboard stage needs the published windows: "
                        "--data ../shared/data/cbl-windows")
+    mode = "leaderboard" if stage == "leaderboard" else "correct"
+    deadline = time.monotonic() + CANDIDATE_S
     try:
-        cls, sim, Generator, load_window = import_candidate(worktree)
-    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit from candidate code
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return invalid(f"loading policy/strategy.py failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-    from sky_spot.utils import COST_K
+        # started first: the policy process loads while the traces are made here
+        with start(worktree, HERE / "jail" / "side.py", args=["single"]) as cand:
+            plan = stage_plan(stage, data)
+            if isinstance(plan, str):
+                return invalid(plan)
+            lockstep.hello(cand, deadline)
+            rows = lockstep.run_batch(cand, [p["job"] for p in plan], gap=GAP, mode=mode,
+                                      deadline=deadline)
+    except lockstep.PolicyLoadError as exc:
+        return invalid(f"loading policy/strategy.py failed: {exc}")
+    except CandidateError as exc:
+        return invalid(f"the policy process failed: {exc}")
+    for p, r in zip(plan, rows):
+        if "error" in r:  # any failed run makes the candidate invalid; the first is named
+            return invalid(f"run {p['name']} failed: {r['error']}")
+    return summarize(stage, mode, plan, rows)
+
+
+def stage_plan(stage: str, data: Path | None) -> list[dict] | str:
+    """The stage's runs in order (name, environment, deadline, and the lockstep job with its
+    trace), or the reason a window cannot be used."""
     spot_price = OD_PRICE / COST_K
     if stage == "leaderboard":
-        envs, indices, mode = ENVS, leaderboard_indices(), "leaderboard"
+        envs, indices = ENVS, leaderboard_indices()
     else:
         envs, seeds, windows = STAGES[stage]
-        indices, mode = (windows if data else seeds), "correct"
+        indices = windows if data else seeds
     gen = None if data else Generator.load("single_envs")
-    optima = load_optima() if gen is not None and mode == "correct" else {}
-    rows = []
+    optima = load_optima() if gen is not None and stage != "leaderboard" else {}
+    plan = []
     for env_name in envs:
         for idx in indices:
             if data:
                 avail, _, gap = load_window(data / env_name / f"{idx}.json")
                 if gap != GAP:
-                    return invalid(f"{env_name}/{idx}.json has gap {gap}, expected {GAP}")
+                    return f"{env_name}/{idx}.json has gap {gap}, expected {GAP}"
             else:
-                (avail,), _ = gen.window([env_name], idx, LENGTH)
+                (avail,), _ = gen.window([env_name], generator_seed(stage, idx), LENGTH)
             thash = trace_hash(avail) if optima else None
             for deadline_h in DEADLINES_H:
                 for oh in OVERHEADS_H:
-                    job = {"task_duration_hours": DURATION_H, "deadline_hours": deadline_h,
-                           "restart_overhead_hours": [oh]}
-                    name = f"{env_name} #{idx} deadline {deadline_h:g} h overhead {oh:g} h"
-                    try:
-                        st = sim.make_strategy(cls, job)
-                        r = sim.simulate_run(st, [avail], GAP, DURATION_H * HOURS, deadline_h * HOURS,
-                                             oh * HOURS, mode=mode, spot_prices=[spot_price],
-                                             od_price=OD_PRICE, names=[env_name])
-                    except Exception as exc:  # noqa: BLE001 - candidate code, named in feedback
-                        return invalid(f"run {name} failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-                    r.update(name=name, env=env_name, deadline_h=deadline_h)
-                    if mode == "correct":
-                        r["offline_bound"] = sim.offline_lower_bound(
-                            [avail], GAP, DURATION_H * HOURS, deadline_h * HOURS, oh * HOURS,
-                            spot_prices=[spot_price], od_price=OD_PRICE)
+                    params = {"task_duration_hours": DURATION_H, "deadline_hours": deadline_h,
+                              "restart_overhead_hours": [oh]}
+                    job = lockstep.Job([avail], DURATION_H * HOURS, deadline_h * HOURS, oh * HOURS,
+                                       [spot_price], OD_PRICE, [env_name], params)
                     got = optima.get(opt_key(env_name, idx, deadline_h, oh)) if optima else None
-                    if got is not None and got["trace"] == thash:
-                        r["offline_opt"] = got["cost"]
-                    rows.append(r)
+                    if got is not None and got["trace"] != thash:
+                        got = None  # computed on another trace (the generator was re-fitted)
+                    plan.append({"name": f"{env_name} #{idx} deadline {deadline_h:g} h "
+                                         f"overhead {oh:g} h",
+                                 "env": env_name, "deadline_h": deadline_h, "job": job,
+                                 "offline_opt": None if got is None else got["cost"]})
+    return plan
+
+
+def summarize(stage: str, mode: str, plan: list[dict], rows: list[dict]) -> dict:
+    spot_price = OD_PRICE / COST_K
+    for p, r in zip(plan, rows):
+        r.update(name=p["name"], env=p["env"], deadline_h=p["deadline_h"])
+        if mode == "correct":
+            job = p["job"]
+            r["offline_bound"] = sim.offline_lower_bound(
+                job.avail, GAP, job.duration, job.deadline, job.overhead,
+                spot_prices=job.spot_prices, od_price=OD_PRICE)
+        if p["offline_opt"] is not None:
+            r["offline_opt"] = p["offline_opt"]
     n = len(rows)
     avg_cost = sum(r["cost"] for r in rows) / n
     score = sim.score_of(avg_cost)

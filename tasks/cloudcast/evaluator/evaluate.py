@@ -3,10 +3,11 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
 
-The candidate's ``cloudcast.search.search_algorithm`` runs in a child process (runner.py)
-that reports only node names; this process checks every (destination, partition) path against
-its own copy of the region graph and prices it with the published simulator's rules
-(simulate.py). Prints ONE JSON object as the last stdout line.
+The candidate's ``cloudcast.search.search_algorithm`` runs in its own jailed process
+(jail/runner.py, started with adrs_eval.candidate) that is handed the region graph and the
+broadcasts over a pipe and reports only node names; this process checks every (destination,
+partition) path against its own copy of the region graph and prices it with the published
+simulator's rules (simulate.py). Hands ONE JSON result to the harness (adrs_eval.emit).
 
 Score (quick/full/test): 100 x mean over instances of (reference cost / candidate cost), where
 the reference is the published baseline (cheapest path per destination); an instance that
@@ -17,17 +18,15 @@ configurations, with the raw total in the metrics.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import graph
 import instances as inst_mod
+from adrs_eval import emit, invalid, tb_tail
+from adrs_eval.candidate import CandidateError, CandidateTimeout, start
 from simulate import TopologyError, check_paths, reference_paths, simulate
 
 HERE = Path(__file__).resolve().parent
@@ -35,96 +34,85 @@ DEFAULT_TIME_LIMIT_S = 120.0  # the candidate's whole stage (import + every sear
 LB_WORST, LB_BEST = 1199.00, 626.24
 
 
-def _tb_tail(exc: BaseException, lines: int = 8) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _invalid(reason: str, metrics: dict | None = None, artifacts: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": "INVALID: " + reason,
-            "artifacts": artifacts or {}}
-
-
 def leaderboard_score(total: float) -> float:
     clamped = max(min(total, LB_WORST), LB_BEST)
     return 100.0 * (LB_WORST - clamped) / (LB_WORST - LB_BEST)
 
 
-def start_candidate(tmp: Path, worktree: str, data: str, insts: list) -> tuple[subprocess.Popen, Path]:
-    """Start runner.py on the candidate; it writes its records to the returned file."""
-    job = tmp / "job.json"
-    out = tmp / "out.jsonl"
-    job.write_text(json.dumps({"worktree": str(Path(worktree).resolve()), "data": data,
-                               "instances": [i.to_json() for i in insts]}))
-    out.touch()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "runner.py"), str(job), str(out)], cwd=tmp, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return proc, out
+def _job(table: dict, insts: list) -> dict:
+    """What the candidate may see: the region graph and each broadcast (no instance names:
+    generated ones carry their seeds)."""
+    return {"edges": [[u, v, c, t] for (u, v), (c, t) in table.items()],
+            "instances": [{"src": i.src, "dsts": list(i.dsts), "num_partitions": i.num_partitions}
+                          for i in insts]}
 
 
-def finish_candidate(proc: subprocess.Popen, out: Path, deadline: float, time_limit: float) -> tuple[list[dict], str]:
-    """Records written by runner.py, and a note if it timed out or died."""
-    note = ""
+def _seconds(x) -> float | None:
+    """A time the candidate reported (for display only), if it is a plain finite number."""
+    return float(x) if type(x) in (int, float) and 0 <= x < 1e9 else None
+
+
+def collect(cand, n: int, deadline: float, time_limit: float) -> tuple[dict, list[dict], str]:
+    """(the import record, one record per instance reached, a note if it stopped early)."""
+    records: list[dict] = []
+    head: dict | None = None
     try:
-        log, _ = proc.communicate(timeout=max(deadline - time.perf_counter(), 0.01))
-        if proc.returncode != 0:
-            note = f"the candidate process exited with status {proc.returncode}: " \
-                   f"{log.decode(errors='replace')[-1500:]}"
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        note = f"time limit of {time_limit:g} s exceeded (import + all searches)"
-    records = []
-    for line in out.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            records.append(rec)
-    return records, note
+        while len(records) < n:
+            left = max(deadline - time.perf_counter(), 0.001)
+            msg = cand.recv(timeout=left)
+            if not isinstance(msg, dict):
+                raise CandidateError(f"the candidate process sent {type(msg).__name__}, not a record")
+            if head is None:
+                head = msg
+                if "import_s" not in msg:
+                    break
+            else:
+                records.append(msg)
+    except CandidateTimeout:
+        return head or {}, records, f"time limit of {time_limit:g} s exceeded (import + all searches)"
+    except CandidateError as exc:
+        return head or {}, records, str(exc)[:1500]
+    return head or {}, records, ""
 
 
 def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
     t0 = time.perf_counter()
     if stage == "leaderboard" and not data:
-        return _invalid("stage leaderboard needs the published data: pass --data DIR (a folder with "
-                        "config/*.json and profiles/cost.csv, profiles/throughput.csv)")
+        return invalid("stage leaderboard needs the published data: pass --data DIR (a folder with "
+                       "config/*.json and profiles/cost.csv, profiles/throughput.csv)")
     rows = graph.load_rows(data if stage == "leaderboard" else None)
     table = graph.edge_table(rows)
     regions = sorted({u for u, _ in table} | {v for _, v in table})
     try:
         insts = inst_mod.stage_instances(stage, regions, data or None)
     except ValueError as exc:
-        return _invalid(str(exc))
-    with tempfile.TemporaryDirectory(prefix="cloudcast-") as tmp:
-        proc, out = start_candidate(Path(tmp), worktree, data if stage == "leaderboard" else "", insts)
-        deadline = time.perf_counter() + time_limit
-        try:
+        return invalid(str(exc))
+    deadline = time.perf_counter() + time_limit
+    try:
+        with start(worktree, HERE / "jail" / "runner.py") as cand:
+            cand.send(_job(table, insts), timeout=time_limit)
             # The reference costs are computed while the candidate runs.
             base = graph.to_networkx(table)
             refs = [simulate(i, check_paths(i, reference_paths(i, base), table), table) for i in insts]
-        finally:
-            records, note = finish_candidate(proc, out, deadline, time_limit)
-    head = records[0] if records else {}
+            head, records, note = collect(cand, len(insts), deadline, time_limit)
+    except CandidateError as exc:  # it could not start, or stopped reading its input
+        return invalid(f"the candidate process failed: {exc}")
     if "import_error" in head:
-        return _invalid("importing cloudcast.search failed with " + str(head["import_error"]))
+        return invalid("importing cloudcast.search failed with " + str(head["import_error"])[:4000])
     if "import_s" not in head:
-        return _invalid("the candidate process reported nothing. " + (note or "(no output)"))
-    by_name = {r.get("name"): r for r in records[1:] if isinstance(r.get("name"), str)}
+        return invalid("the candidate process reported nothing. " + (note or "(no output)"))
 
-    metrics: dict[str, float] = {"import_s": round(float(head["import_s"]), 4)}
+    metrics: dict[str, float] = {"import_s": round(_seconds(head["import_s"]) or 0.0, 4)}
     rows_out, errors = [], []
     ratios, total_cost, ref_total = [], 0.0, 0.0
-    for inst, ref in zip(insts, refs):
+    for k, (inst, ref) in enumerate(zip(insts, refs)):
         ref_total += ref.cost
-        rec = by_name.get(inst.name)
+        rec = records[k] if k < len(records) else None
         why = None
         if rec is None:
             why = note or "no result (the candidate process stopped before this instance)"
         elif "error" in rec:
-            why = f"search_algorithm raised {rec['error']}"
+            why = f"search_algorithm raised {str(rec['error'])[:2000]}"
         else:
             try:
                 res = simulate(inst, check_paths(inst, rec.get("paths"), table), table)
@@ -140,7 +128,7 @@ def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
         total_cost += res.cost
         metrics[f"cost_usd_{inst.name}"] = round(res.cost, 4)
         metrics[f"time_s_{inst.name}"] = round(res.time_s, 3)
-        rows_out.append((inst.name, res, ref.cost, ratio, rec.get("search_s")))
+        rows_out.append((inst.name, res, ref.cost, ratio, _seconds(rec.get("search_s"))))
     metrics["n_instances"] = len(insts)
     metrics["n_failed"] = len(errors)
     metrics["total_cost_usd"] = round(total_cost, 4)
@@ -162,8 +150,8 @@ def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
 
     if stage == "leaderboard":
         if errors:
-            return _invalid(f"{len(errors)} configuration(s) failed (the published evaluator aborts the whole "
-                            f"run): " + errors[0][:1500], metrics, artifacts)
+            return invalid(f"{len(errors)} configuration(s) failed (the published evaluator aborts the whole "
+                           f"run): " + errors[0][:1500], metrics, artifacts)
         score = leaderboard_score(total_cost)
         metrics["published_score"] = round(score, 4)
         feedback = (f"leaderboard: total cost ${total_cost:.2f} over {len(insts)} published configurations "
@@ -201,9 +189,8 @@ def main(argv=None) -> int:
     except BaseException as exc:  # noqa: BLE001 - never exit without a JSON line
         if isinstance(exc, KeyboardInterrupt):
             raise
-        result = _invalid(f"evaluator error {type(exc).__name__}: {exc}\n{_tb_tail(exc)}")
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+    emit(result)
     return 0
 
 

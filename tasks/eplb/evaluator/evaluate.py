@@ -3,11 +3,11 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
 
-The candidate's ``eplb.policy.rebalance_experts`` runs in a separate process
-(worker.py). This process times each call from the
-outside, checks every output for full structural validity, and scores the
-mapping computed from window i on the load of window i+1. Prints ONE JSON
-object as the last stdout line.
+The candidate's ``eplb.policy.rebalance_experts`` runs in its own jailed process
+(jail/worker.py, started with adrs_eval.candidate), which is handed only the current
+window's load. This process times each call from the outside, checks every output for
+full structural validity, and scores the mapping computed from window i on the load of
+window i+1. Hands ONE JSON result to the harness (adrs_eval.emit).
 """
 from __future__ import annotations
 
@@ -16,19 +16,16 @@ import io
 import json
 import os
 import pickle
-import select
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from adrs_eval import emit, invalid, tb_tail
+from adrs_eval import candidate as kit
 from workload import TraceSpec, generate_windows, load_expert_load_json
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +34,7 @@ SLOTS_PER_GPU = NUM_REPLICAS // NUM_GPUS
 CALL_TIMEOUT_S = 30.0
 BOOT_TIMEOUT_S = 60.0
 PINGS = 5
-MAX_BLOB = 256 << 20
+MAX_BLOB = 64 << 20  # the kit's limit on one read
 
 
 @dataclass(frozen=True)
@@ -63,107 +60,82 @@ class CandidateError(Exception):
     """The candidate failed or returned an invalid mapping (message is the reason)."""
 
 
-def _tb_tail(exc: BaseException, lines: int = 8) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _invalid(reason: str, metrics: dict | None = None, artifacts: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": "INVALID: " + reason,
-            "artifacts": artifacts or {}}
-
-
 # ---------------------------------------------------------------- worker process
 
 class Worker:
-    """The candidate's process. Talks length-prefixed pickle out, JSON+npy in (never unpickles)."""
+    """The candidate's jailed process (jail/worker.py, started with adrs_eval.candidate).
 
-    def __init__(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="eplb-worker-"))
-        shutil.copy(HERE / "worker.py", self.tmp / "worker.py")
-        self.err_path = self.tmp / "stderr.log"
-        self.err = open(self.err_path, "wb")
-        env = {k: v for k, v in os.environ.items() if k not in ("ADRS_DATA", "PYTHONPATH")}
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-        # -I: the worker's sys.path holds neither this folder nor the candidate's (added on import)
-        self.proc = subprocess.Popen([sys.executable, "-I", str(self.tmp / "worker.py")], cwd=self.tmp,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, env=env)
-        self.buf = bytearray()
-        self.expect("booted", BOOT_TIMEOUT_S)
+    Length-prefixed pickles go out (trusted -> candidate); a JSON header line and .npy blobs
+    come back and are loaded with allow_pickle=False: nothing it sends is ever unpickled."""
+
+    def __init__(self, worktree: str) -> None:
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        try:
+            self.cand = kit.start(worktree, HERE / "jail" / "worker.py", env=env)
+        except kit.CandidateError as exc:
+            raise CandidateError(f"the candidate process could not start: {exc}") from None
+        try:
+            self.expect("booted", BOOT_TIMEOUT_S)
+        except CandidateError:
+            self.close()
+            raise
 
     def stderr_tail(self, n: int = 1500) -> str:
-        self.err.flush()
-        data = self.err_path.read_bytes()[-n:].decode(errors="replace").strip()
+        data = self.cand.stderr_tail(n).strip()
         return f"\n[candidate stderr]\n{data}" if data else ""
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send({"op": "exit"})
-                self.proc.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.err.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.cand.close()
+
+    def _failed(self, exc: kit.CandidateError) -> CandidateError:
+        """The kit's error about the process, in this evaluator's words."""
+        if isinstance(exc, kit.CandidateTimeout):
+            return CandidateError("timed out waiting for the candidate" + self.stderr_tail())
+        if isinstance(exc, kit.CandidateExited):
+            return CandidateError(f"the candidate process died: {exc}")
+        return CandidateError(f"malformed reply from the candidate process: {exc}")
 
     def send(self, msg: dict) -> None:
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise CandidateError("the candidate process died" + self.stderr_tail()) from None
-
-    def _fill(self, n: int, deadline: float) -> None:
-        fd = self.proc.stdout.fileno()
-        while len(self.buf) < n:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise CandidateError("timed out waiting for the candidate" + self.stderr_tail())
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise CandidateError("the candidate process died" + self.stderr_tail())
-                self.buf += chunk
+            self.cand.send_bytes(struct.pack("<Q", len(data)) + data, timeout=CALL_TIMEOUT_S)
+        except kit.CandidateError as exc:
+            raise self._failed(exc) from None
 
     def recv(self, timeout: float) -> tuple[dict, list[np.ndarray]]:
         deadline = time.perf_counter() + timeout
-        while b"\n" not in self.buf:
-            if len(self.buf) > 1 << 16:
-                raise CandidateError("malformed reply from the candidate process")
-            self._fill(len(self.buf) + 1, deadline)
-        line, _, rest = bytes(self.buf).partition(b"\n")
-        self.buf = bytearray(rest)
         try:
-            header = json.loads(line)
-            lengths = [int(x) for x in header.get("lengths", [])]
-        except (ValueError, TypeError, AttributeError):
-            raise CandidateError("malformed reply from the candidate process") from None
-        arrays = []
-        for n in lengths:
-            if n < 0 or n > MAX_BLOB:
-                raise CandidateError(f"reply array of {n} bytes is out of bounds")
-            self._fill(n, deadline)
-            blob, self.buf = bytes(self.buf[:n]), self.buf[n:]
+            line = self.cand.read_line(timeout)
+            if len(line) > 1 << 16:
+                raise CandidateError("malformed reply from the candidate process")
             try:
-                arrays.append(np.load(io.BytesIO(blob), allow_pickle=False))
-            except ValueError as exc:
-                raise CandidateError(f"could not read a returned array: {exc}") from None
+                header = json.loads(line)
+                lengths = [int(x) for x in header.get("lengths", [])]
+            except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+                raise CandidateError("malformed reply from the candidate process") from None
+            arrays = []
+            for n in lengths:
+                if n < 0 or n > MAX_BLOB:
+                    raise CandidateError(f"reply array of {n} bytes is out of bounds")
+                blob = self.cand.read_exact(n, max(deadline - time.perf_counter(), 0.001))
+                try:
+                    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+                except (ValueError, EOFError, OSError) as exc:
+                    raise CandidateError(f"could not read a returned array: {exc}") from None
+                if not isinstance(arr, np.ndarray):  # e.g. an .npz archive
+                    raise CandidateError("a returned blob is not a single .npy array")
+                arrays.append(arr)
+        except kit.CandidateError as exc:
+            raise self._failed(exc) from None
         return header, arrays
 
     def expect(self, status: str, timeout: float) -> tuple[dict, list[np.ndarray]]:
         header, arrays = self.recv(timeout)
         if header.get("status") == "error":
-            raise CandidateError(str(header.get("error", "unknown error")) + self.stderr_tail())
+            raise CandidateError(str(header.get("error", "unknown error"))[:4000] + self.stderr_tail())
         if header.get("status") != status:
-            code = header.get("code")
-            raise CandidateError(f"expected {status!r} from the candidate process, got {header.get('status')!r}"
-                                 + (f" (the call's process exited with code {code} without answering)"
-                                    if header.get("status") == "reaped" else "") + self.stderr_tail())
+            raise CandidateError(f"expected {status!r} from the candidate process, got "
+                                 f"{str(header.get('status'))[:80]!r}" + self.stderr_tail())
         return header, arrays
 
     def timed_call(self, op: str, payload: dict, dummy: tuple | None = None) -> tuple[float, list[np.ndarray]]:
@@ -261,20 +233,21 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
     try:
         traces, source = stage_traces(stage, data)
     except (ValueError, KeyError, OSError) as exc:
-        return _invalid(f"stage setup failed: {exc}")
+        return invalid(f"stage setup failed: {exc}")
     repeats = STAGES[stage].repeats
     rng = np.random.default_rng(12345)
-    worker = Worker()
     metrics: dict[str, float] = {}
     rows = []
+    worker = None
     try:
+        worker = Worker(worktree)
         l0, e0 = traces[0][1].shape[1:]
         dummy = (np.ones((l0, NUM_REPLICAS), np.int64), np.ones((l0, e0, NUM_REPLICAS - e0 + 1), np.int64),
                  np.ones((l0, e0), np.int64))
         ping = {"weight": traces[0][1][0]}
         overhead = float(np.median([worker.timed_call("ping", ping, dummy)[0] for _ in range(PINGS)]))
         t0 = time.perf_counter()
-        worker.send({"op": "import", "path": str(Path(worktree).resolve())})
+        worker.send({"op": "import"})
         worker.expect("ok", CALL_TIMEOUT_S)
         import_s = time.perf_counter() - t0
         bals, slot_bals, times = [], [], []
@@ -301,9 +274,10 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
                 rows.append((name, i, gb, sb, t_med))
             metrics[f"bal_gpu_{name}"] = round(float(np.mean([r[2] for r in rows if r[0] == name])), 6)
     except CandidateError as exc:
-        return _invalid(str(exc), metrics=metrics)
+        return invalid(str(exc), metrics=metrics)
     finally:
-        worker.close()
+        if worker is not None:
+            worker.close()
 
     n_calls = len(times)
     avg_time = float(np.mean(times)) + import_s / n_calls
@@ -346,9 +320,8 @@ def main(argv=None) -> int:
     except BaseException as exc:  # noqa: BLE001 - never end without a JSON line
         if isinstance(exc, KeyboardInterrupt):
             raise
-        result = _invalid(f"evaluator error {type(exc).__name__}: {exc}\n{_tb_tail(exc)}")
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
+    emit(result)
     return 0
 
 

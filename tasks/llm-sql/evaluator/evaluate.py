@@ -3,14 +3,16 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
 
-Writes the stage's tables as CSV into a private temp dir, runs the candidate there in a worker
-subprocess (runner.py: pandas.read_csv, then `import solution` and Solution().solve(...) per
-table, timed by this process from the worker's READY line to its exit), then checks that every
-returned table is a row permutation of the input whose rows are field permutations (col_merge
-groups concatenated whole), and scores the prefix hit rate as published:
+Writes the stage's tables as CSV into a private job folder and runs the candidate in its own
+jailed process (jail/runner.py, started with adrs_eval.candidate; it sees the job folder
+read-only and nothing of this one): pandas.read_csv, then `import solution` and
+Solution().solve(...) per table, timed by this process from the runner's "ready" to the last
+table's answer. Then it checks that every returned table is a row permutation of the input
+whose rows are field permutations (col_merge groups concatenated whole), and scores the prefix
+hit rate as published:
 norm = clamp(100 (hit - anchor) / (1 - anchor), 0, 100) with anchor = the identity order's hit
 rate, runtime_component = 100 (10 - min(10, avg_runtime_s)) / 10,
-score = 0.95 norm + 0.05 runtime_component. Prints ONE JSON object as the last stdout line.
+score = 0.95 norm + 0.05 runtime_component. Hands ONE JSON result to the harness (adrs_eval.emit).
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from adrs_eval import emit, invalid
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start
 from metric import Reference, cell_str, prefix_hits
 from tables import STAGES, make_table
 
@@ -33,11 +36,6 @@ HERE = Path(__file__).resolve().parent
 WORKER_LIMIT_S = {"quick": 60.0, "full": 150.0, "test": 150.0, "leaderboard": 270.0}
 RUNTIME_CAP_S = 10.0
 BEER_MERGE = [["beer/beerId", "beer/name"]]
-
-
-def _invalid(reason: str, metrics: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": "INVALID: " + reason,
-            "artifacts": {}}
 
 
 def _find_beer(data: str) -> Path | None:
@@ -67,24 +65,52 @@ def _write_tables(stage: str, data: str, jobdir: Path) -> list[dict]:
     return tables
 
 
-def _run_worker(worktree: str, jobdir: Path, limit: float) -> tuple[float, str, str]:
-    """Run runner.py in jobdir; return (seconds from READY to exit, stdout tail, stderr tail)."""
-    shutil.copyfile(HERE / "runner.py", jobdir / "runner.py")
-    env = {k: v for k, v in os.environ.items() if k != "ADRS_DATA"}
-    proc = subprocess.Popen([sys.executable, "runner.py", worktree, str(jobdir)], cwd=jobdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
-    t0 = time.perf_counter()
-    if first.strip() != "READY":
-        out, err = proc.communicate(timeout=limit)
-        raise RuntimeError(f"worker failed before the candidate ran: {(first + out + err)[-1500:]}")
+def _write_job(jobdir: Path, tables: list[dict]) -> None:
+    """job.json for the candidate's side: the CSV files and merges, not the tables' names
+    (they carry the seeds). The folder is made readable to the jail's user."""
+    (jobdir / "job.json").write_text(json.dumps({"tables": [{"csv": t["csv"], "merge": t["merge"]}
+                                                            for t in tables]}))
+    for f in jobdir.iterdir():
+        f.chmod(0o644)
+    jobdir.chmod(0o755)
+
+
+def _recv(cand, deadline: float, limit: float) -> tuple[object, float]:
+    """(the next message, when its last byte arrived): parsing it is not the candidate's time."""
     try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+        line = cand.read_line(timeout=max(deadline - time.perf_counter(), 0.001))
+    except CandidateTimeout:
         raise TimeoutError(f"the candidate did not finish within {limit:.0f} s") from None
-    return time.perf_counter() - t0, out[-2000:], err[-2000:]
+    arrived = time.perf_counter()
+    try:
+        return json.loads(line), arrived
+    except (ValueError, RecursionError):
+        raise CandidateError(f"the candidate process sent a line that is not a message: "
+                             f"{line[:200]!r}") from None
+
+
+def _run_worker(worktree: str, jobdir: Path, n_tables: int, limit: float) -> tuple[float, list]:
+    """Run jail/runner.py on the job folder; return (seconds from its "ready" to the last
+    table's answer, the answers). Raises RuntimeError, TimeoutError or CandidateError."""
+    deadline = time.perf_counter() + limit
+    with start(worktree, HERE / "jail" / "runner.py", job=jobdir) as cand:
+        first, t0 = _recv(cand, deadline, limit)
+        if first != {"ready": True}:
+            raise RuntimeError(f"worker failed before the candidate ran: {str(first)[:300]}\n"
+                               f"{cand.stderr_tail()}")
+        answers, t1 = [], t0
+        while len(answers) < n_tables:
+            msg, t1 = _recv(cand, deadline, limit)
+            answers.append(msg)
+            if not isinstance(msg, dict) or "rows" not in msg:
+                break
+        return t1 - t0, answers
+
+
+def _exited(exc: CandidateError) -> str:
+    if isinstance(exc, CandidateExited):
+        return f"the worker exited without sending every result (did the candidate exit the process?): {exc}"
+    return str(exc)
 
 
 def evaluate(stage: str, worktree: str, data: str) -> dict:
@@ -93,8 +119,8 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
         try:
             tables = _write_tables(stage, data, jobdir)
         except ValueError as exc:
-            return _invalid(str(exc))
-        (jobdir / "job.json").write_text(json.dumps({"tables": tables}))
+            return invalid(str(exc))
+        _write_job(jobdir, tables)
         refs = []
         for t in tables:
             df = pd.read_csv(jobdir / t["csv"], low_memory=False)
@@ -102,35 +128,29 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
             cells = [list(r) for r in zip(*[[cell_str(v) for v in df[c].tolist()] for c in df.columns])]
             refs.append(Reference(cols, cells, t["merge"]))
         try:
-            runtime, out_tail, err_tail = _run_worker(worktree, jobdir, WORKER_LIMIT_S.get(stage, 150.0))
+            runtime, answers = _run_worker(worktree, jobdir, len(tables), WORKER_LIMIT_S.get(stage, 150.0))
         except (RuntimeError, TimeoutError) as exc:
-            return _invalid(str(exc))
-        out_path = jobdir / "out.json"
-        if not out_path.is_file():
-            return _invalid(f"the worker exited without writing results (did the candidate exit the process?)\n"
-                            f"stdout: {out_tail}\nstderr: {err_tail}")
-        try:
-            result = json.loads(out_path.read_text())
-            outputs = result["tables"]
-            error = result["error"]
-        except (ValueError, KeyError, TypeError) as exc:
-            return _invalid(f"unreadable worker results ({exc})")
-        if error:
-            return _invalid(f"the candidate raised: {error}")
-        if not isinstance(outputs, list) or len(outputs) != len(tables):
-            return _invalid(f"expected {len(tables)} output tables, got {type(outputs).__name__}")
+            return invalid(str(exc))
+        except CandidateError as exc:
+            return invalid(_exited(exc))
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
+    error = next((a.get("error") for a in answers if isinstance(a, dict) and "error" in a), None)
+    if error is not None:
+        return invalid(f"the candidate raised: {str(error)[:4000]}")
+    outputs = [a.get("rows") if isinstance(a, dict) else None for a in answers]
+    if len(outputs) != len(tables):
+        return invalid(f"expected {len(tables)} output tables, got {len(outputs)}")
 
     metrics: dict[str, float] = {}
     lines = ["table                 rows  anchor%    hit%"]
     hits, anchors = [], []
     for t, ref, rows in zip(tables, refs, outputs):
         if not isinstance(rows, list) or not all(isinstance(r, list) and all(isinstance(x, str) for x in r) for r in rows):
-            return _invalid(f"table {t['name']}: malformed output rows")
+            return invalid(f"table {t['name']}: malformed output rows")
         why = ref.check(rows)
         if why:
-            return _invalid(f"table {t['name']}: {why}")
+            return invalid(f"table {t['name']}: {why}")
         h, tot = prefix_hits(["".join(r) for r in rows])
         a, atot = prefix_hits(ref.identity_rows)
         hit = h / tot if tot else 0.0
@@ -169,8 +189,8 @@ def main(argv=None) -> int:
     try:
         result = evaluate(args.stage, str(Path(args.candidate).resolve()), args.data or os.environ.get("ADRS_DATA", ""))
     except (OSError, ValueError, RuntimeError) as exc:
-        result = _invalid(f"evaluator error {type(exc).__name__}: {exc}")
-    print(json.dumps(result), flush=True)
+        result = invalid(f"evaluator error {type(exc).__name__}: {exc}")
+    emit(result)
     return 0
 
 

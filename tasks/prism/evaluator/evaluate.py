@@ -4,11 +4,13 @@
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE
                           [--time-limit-s S] [--case-timeout-s S]
 
-The candidate's ``placement.py`` runs in a child process (child.py) on fresh Model objects;
-only the placement it returns (which object on which GPU) is used. Validity (GPU ids in
-range(gpu_num), every model exactly once, memory) and every KVPR are computed here from the
-evaluator's own case data. A case that raises or runs past its timeout scores 0 (it is
-never dropped). Prints ONE JSON object as the last stdout line.
+The candidate's ``placement.py`` runs in a jailed process of its own (jail/side.py), which
+gets one case at a time and calls it on fresh Model objects; only the placement it returns
+(which model index on which GPU) is used. Validity (GPU ids in range(gpu_num), every model
+exactly once, memory) and every KVPR are computed here from the evaluator's own case data.
+A case that raises or runs past its timeout scores 0 (it is never dropped); a timeout kills
+the candidate process and a new one goes on with the next case. The result goes to the
+harness with ``adrs_eval.emit``.
 """
 
 from __future__ import annotations
@@ -17,20 +19,19 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import queue
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from adrs_eval import emit, invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
 from cases import GPU_MEM_SIZE, Case, exact_optimum, generate, lower_bound, max_kvpr, round_robin  # noqa: E402
+
+SIDE = HERE / "jail" / "side.py"
+TEXT_CHARS = 1500  # most characters of candidate-sent text quoted in feedback
 
 CASE_TIMEOUT_S = 10.0  # per case, as published
 DEFAULT_TIME_LIMIT_S = 120.0  # whole stage, import included
@@ -78,100 +79,116 @@ def _first_fit(c: Case) -> list[list[int]]:
     return groups
 
 
-def _emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+class NoImport(Exception):
+    """The candidate process did not import placement.py (the message says why)."""
 
 
-def _invalid(reason: str, metrics: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {},
-            "feedback": "INVALID: " + reason, "artifacts": {}}
+def text(value, limit: int = TEXT_CHARS) -> str:
+    """Candidate-sent text, bounded."""
+    return str(value)[:limit]
+
+
+def start_policy(candidate: str, stage_deadline: float):
+    """A candidate process that has imported placement.py; raises NoImport, or
+    CandidateTimeout when the stage's time runs out first."""
+    cand = start(candidate, SIDE)
+    try:
+        hello = cand.recv(timeout=max(0.0, stage_deadline - time.perf_counter()))
+    except CandidateTimeout:
+        cand.close()
+        raise
+    except CandidateExited:
+        cand.close()
+        raise NoImport(f"the process ended before importing placement.py\n{cand.stderr_tail()}") \
+            from None
+    except CandidateError as exc:  # a first message that is not one
+        cand.close()
+        raise NoImport(str(exc)) from None
+    if isinstance(hello, dict) and "imported" in hello:
+        return cand
+    cand.close()
+    if isinstance(hello, dict) and "import_error" in hello:
+        raise NoImport(f"{text(hello['import_error'])}\n{text(hello.get('tb', ''))}")
+    raise NoImport(f"the process sent {text(hello, 200)!r} instead of its import report")
+
+
+def case_message(i: int, c: Case) -> dict:
+    return {"i": i, "gpu_num": c.gpu_num, "sizes": list(c.sizes), "rates": list(c.rates),
+            "slos": list(c.slos)}
 
 
 def run_cases(candidate: str, cases: list[Case], time_limit: float, case_timeout: float):
-    """Run every case in child processes; a case past its timeout kills the child, which
-    restarts after it. Returns (results by case index, import error or None, seconds, tail)."""
-    payload = [[c.gpu_num, list(c.sizes), list(c.rates), list(c.slos)] for c in cases]
+    """Run every case in candidate processes, one case per message; a case past its timeout
+    (or that ends the process) loses that process, and a new one goes on with the next case.
+    Returns (results by case index, import error or None, seconds, stderr tail)."""
     results: dict[int, dict] = {}
     t0 = time.perf_counter()
     stage_deadline = t0 + time_limit
-    tail = ""
-    start = 0
-    with tempfile.TemporaryDirectory(prefix="prism-eval-") as tmp:
-        while start < len(cases):
-            job = Path(tmp) / "job.json"
-            job.write_text(json.dumps({"cases": payload, "start": start}))
-            err_path = Path(tmp) / "stderr.txt"
-            with open(err_path, "wb") as err:
-                proc = subprocess.Popen(
-                    [sys.executable, str(HERE / "child.py"), candidate, str(job)],
-                    stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=tmp,
-                    env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), start_new_session=True,
-                    text=True)
-                lines: queue.Queue = queue.Queue()
-
-                def pump(p=proc, q=lines):
-                    for line in p.stdout:
-                        q.put(line)
-                    q.put(None)
-
-                threading.Thread(target=pump, daemon=True).start()
-                current, case_deadline, next_start = None, None, len(cases)
-                while True:
-                    deadline = min(stage_deadline, case_deadline or stage_deadline)
-                    left = deadline - time.perf_counter()
-                    try:
-                        line = lines.get(timeout=left) if left > 0 else None
-                    except queue.Empty:
-                        line = None
-                    if line is None:
-                        now = time.perf_counter()
-                        if current is not None and current not in results:
-                            if now >= stage_deadline:
-                                why = f"the stage time limit ({time_limit:.0f}s) ran out"
-                                next_start = len(cases)
-                            elif case_deadline is not None and now >= case_deadline:
-                                why = f"timed out after {case_timeout:.0f}s"
-                                next_start = current + 1
-                            else:
-                                why = "the process ended during this case"
-                                next_start = current + 1
-                            results[current] = {"error": why}
-                        elif now >= stage_deadline or current is None:
-                            next_start = len(cases)
-                        else:  # ended between cases: go on after the last one
-                            next_start = current + 1
-                        break
-                    try:
-                        msg = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if "import_error" in msg:
-                        proc.kill()
-                        proc.wait()
-                        return results, msg["import_error"] + "\n" + msg.get("tb", ""), \
-                            time.perf_counter() - t0, ""
-                    if "start" in msg and isinstance(msg["start"], int):
-                        current, case_deadline = msg["start"], time.perf_counter() + case_timeout
-                    elif isinstance(msg.get("i"), int) and msg["i"] == current:
-                        results[current] = msg
-                        case_deadline = None
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            tail = err_path.read_text(errors="replace")[-1500:]
-            if current is None and next_start == len(cases) and not results:
-                return results, f"the process ended before importing placement.py\n{tail}", \
-                    time.perf_counter() - t0, tail
-            start = max(next_start, start + 1) if next_start < len(cases) else len(cases)
-            if time.perf_counter() >= stage_deadline:
-                break
+    cand, tail = None, ""
+    try:
+        for i, c in enumerate(cases):
+            if cand is None:
+                cand = start_policy(candidate, stage_deadline)
+            try:
+                cand.send(case_message(i, c), timeout=case_timeout)
+                msg = cand.recv(timeout=min(case_timeout, stage_deadline - time.perf_counter()))
+            except CandidateTimeout:
+                stage_over = time.perf_counter() >= stage_deadline
+                results[i] = {"error": f"the stage time limit ({time_limit:.0f}s) ran out"
+                              if stage_over else f"timed out after {case_timeout:.0f}s"}
+                tail = stop(cand)
+                cand = None
+                if stage_over:
+                    break
+                continue
+            except CandidateExited:  # it ended in this case: a new process takes the next
+                results[i] = {"error": "the process ended during this case"}
+                tail = stop(cand)
+                cand = None
+                continue
+            if not isinstance(msg, dict) or msg.get("i") != i:
+                msg = {"invalid": f"the placement process answered case {i} with "
+                                  f"{text(msg, 200)!r}"}
+            results[i] = msg
+    except CandidateTimeout:
+        pass  # the stage's time ran out while a new process imported: the rest is not run
+    except NoImport as exc:
+        return results, str(exc), time.perf_counter() - t0, tail
+    finally:
+        if cand is not None:
+            tail = stop(cand)
     return results, None, time.perf_counter() - t0, tail
+
+
+def stop(cand) -> str:
+    """Kill a candidate process; the tail of its stderr."""
+    cand.close()
+    return cand.stderr_tail()
+
+
+def is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def shape_problem(groups) -> str | None:
+    """None if groups is [[gpu_id, [model index, ...]], ...] of plain ints, else what is not."""
+    if not isinstance(groups, list):
+        return f"the placement reached the evaluator as {text(groups, 200)!r}, not a list"
+    for entry in groups:
+        ok = isinstance(entry, list) and len(entry) == 2 and is_int(entry[0]) \
+            and isinstance(entry[1], list) and all(is_int(j) for j in entry[1])
+        if not ok:
+            return (f"the placement entry {text(entry, 200)!r} is not "
+                    "[gpu_id, [model index, ...]] of ints")
+    return None
 
 
 def check_groups(case: Case, groups) -> str | None:
     """None if the placement is valid, else what is wrong."""
     n = len(case.sizes)
+    problem = shape_problem(groups)
+    if problem:
+        return problem
     seen_gpu, owner = set(), {}
     for gid, idx in groups:
         if not 0 <= gid < case.gpu_num:
@@ -180,6 +197,8 @@ def check_groups(case: Case, groups) -> str | None:
             return f"GPU id {gid} appears twice"
         seen_gpu.add(gid)
         for j in idx:
+            if not 0 <= j < n:
+                return f"model index {j} on GPU {gid} is outside range({n})"
             if j in owner:
                 return (f"model_{j} is placed twice (GPU {owner[j]} and GPU {gid})" if owner[j] != gid
                         else f"model_{j} is listed twice on GPU {gid}")
@@ -203,22 +222,23 @@ def evaluate(stage: str, candidate: str, time_limit: float, case_timeout: float)
     cases = stage_cases(stage)
     results, import_error, seconds, tail = run_cases(candidate, cases, time_limit, case_timeout)
     if import_error:
-        return _invalid(f"importing placement.py failed: {import_error}")
+        return invalid(f"importing placement.py failed: {import_error}")
     opt, proven = optima(stage, cases)
     scores, vs_opt, sols, notes, rows = [], [], [], [], []
     for i, c in enumerate(cases):
         base, lb = max_kvpr(c, round_robin(c)), lower_bound(c)
         msg = results.get(i, {"error": "not run (stage time limit)"})
         if "invalid" in msg:
-            return _invalid(f"case {i} ({c.gpu_num} GPUs, {len(c.sizes)} models): {msg['invalid']}")
+            return invalid(f"case {i} ({c.gpu_num} GPUs, {len(c.sizes)} models): "
+                           f"{text(msg['invalid'])}")
         if "error" in msg:
-            notes.append(f"case {i}: scored 0: {msg['error']}")
+            notes.append(f"case {i}: scored 0: {text(msg['error'])}")
             s = so = 0.0
             sol = float("nan")
         else:
-            problem = check_groups(c, msg["groups"])
+            problem = check_groups(c, msg.get("groups"))
             if problem:
-                return _invalid(f"case {i} ({c.gpu_num} GPUs, {len(c.sizes)} models): {problem}")
+                return invalid(f"case {i} ({c.gpu_num} GPUs, {len(c.sizes)} models): {problem}")
             full = [[] for _ in range(c.gpu_num)]
             for gid, idx in msg["groups"]:
                 full[gid] = idx
@@ -285,12 +305,12 @@ def main(argv=None) -> int:
     cand = str(Path(args.candidate).resolve())
     try:
         if not (Path(cand) / "placement.py").is_file():
-            result = _invalid(f"no placement.py in {cand}")
+            result = invalid(f"no placement.py in {cand}")
         else:
             result = evaluate(args.stage, cand, args.time_limit_s, args.case_timeout_s)
-    except ValueError as exc:
-        result = _invalid(str(exc))
-    _emit(result)
+    except (ValueError, CandidateError) as exc:
+        result = invalid(str(exc))
+    emit(result)
     return 0
 
 

@@ -4,34 +4,31 @@
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
                           [--time-limit-s S]
 
-Snapshots (network.py) are built here; the candidate's repair.py runs in a child process
-(child.py, copied into a private temp dir) that receives ONLY the corrupted reports and the
-topology. Every output value is checked here (every interface present, rates finite and >= 0,
-confidences in [0, 1], status 'up'/'down'); a malformed output makes the run invalid, a
+Snapshots (network.py) are built here; the candidate's repair.py runs in its own jailed
+process (jail/side.py, started with adrs_eval.candidate) that receives ONLY the corrupted
+reports and the topology over a pipe, and sees neither this folder nor this process. Every
+output value is checked here (every interface present, rates finite and >= 0, confidences
+in [0, 1], status 'up'/'down'); a malformed output makes the run invalid, a
 snapshot that raises or is not reached before the time limit scores 0. Scores (metric.py):
 balanced counter / status / calibration terms, combined 0.75/0.05/0.20 as published.
 `leaderboard` replays the published legacy evaluator on evaluation_data.csv (--data): its
 row sample, perturbations and unbalanced score (ground-truth leak removed).
-Prints ONE JSON object as the last stdout line.
+Hands ONE JSON result to the harness (adrs_eval.emit).
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import csv
-import json
 import math
 import os
-import queue
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
+
+from adrs_eval import emit, invalid
+from adrs_eval.candidate import Candidate, CandidateError, CandidateTimeout, start
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -41,11 +38,6 @@ from network import BUG_TYPES, Snapshot, make_stage  # noqa: E402
 
 STAGES = {"quick": (1, 24), "full": (2, 160), "test": (7_770_001, 320)}
 DEFAULT_TIME_LIMIT_S = 60.0  # whole stage, import included (the published timeout)
-
-
-def _invalid(reason: str, metrics: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {}, "feedback": "INVALID: " + reason,
-            "artifacts": {}}
 
 
 # ------------------------------------------------------------------ published legacy replay
@@ -138,78 +130,101 @@ def leaderboard_snapshots(data: str) -> list[Snapshot]:
 
 # ------------------------------------------------------------------ running the candidate
 
+def _recv(cand: Candidate, deadline: float):
+    """The candidate's next message, or None once the stage's time is up."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return None
+    try:
+        return cand.recv(timeout=left)
+    except CandidateTimeout:  # the kit killed it
+        return None
+
+
+def _snapshot_index(msg: dict, n: int) -> int | None:
+    i = msg.get("i")
+    return i if type(i) is int and 0 <= i < n else None
+
+
 def run_candidate(candidate: str, snaps: list[Snapshot], time_limit: float):
-    """{i: message} from the child, an import error or None, seconds, stderr tail."""
+    """({i: message} from the jailed candidate, an import error or None, why the rest was not
+    reached, seconds, stderr tail). The candidate sees only each snapshot's reported telemetry
+    and topology."""
     results: dict[int, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="telemetry-eval-") as tmp:
-        shutil.copyfile(HERE / "child.py", Path(tmp) / "child.py")
-        job = Path(tmp) / "job.json"
-        job.write_text(json.dumps({"snapshots": [{"telemetry": s.telemetry, "topology": s.topology}
-                                                 for s in snaps]}))
-        err_path = Path(tmp) / "stderr.txt"
-        env = {k: v for k, v in os.environ.items() if k != "ADRS_DATA"}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        t0 = time.perf_counter()
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "child.py", candidate, str(job)], cwd=tmp, env=env,
-                                    stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, text=True)
-            lines: queue.Queue = queue.Queue()
-
-            def pump():
-                for line in proc.stdout:
-                    lines.put(line)
-                lines.put(None)
-
-            threading.Thread(target=pump, daemon=True).start()
-            deadline = t0 + time_limit
-            import_error, imported = None, False
-            while True:
-                left = deadline - time.perf_counter()
-                try:
-                    line = lines.get(timeout=left) if left > 0 else None
-                except queue.Empty:
-                    line = None
-                if line is None:
-                    break
-                try:
-                    msg = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if "import_error" in msg:
-                    import_error = msg["import_error"] + "\n" + msg.get("tb", "")
-                    break
-                if "imported" in msg:
-                    imported = True
-                elif isinstance(msg.get("i"), int):
-                    results[msg["i"]] = msg
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        seconds = time.perf_counter() - t0
-        tail = err_path.read_text(errors="replace")[-1500:]
+    import_error, imported, tail = None, False, ""
+    stopped = f"not reached within the stage time limit ({time_limit:.0f}s)"
+    job = {"snapshots": [{"telemetry": s.telemetry, "topology": s.topology} for s in snaps]}
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    try:
+        with start(candidate, HERE / "jail" / "side.py") as cand:
+            try:
+                cand.send(job, timeout=time_limit)
+                while len(results) < len(snaps):
+                    msg = _recv(cand, deadline)
+                    if msg is None:
+                        break
+                    if not isinstance(msg, dict):
+                        continue
+                    if "import_error" in msg:
+                        import_error = f"{str(msg['import_error'])[:2000]}\n{str(msg.get('tb', ''))[:2000]}"
+                        break
+                    if "imported" in msg:
+                        imported = True
+                    elif imported and (i := _snapshot_index(msg, len(snaps))) is not None:
+                        results.setdefault(i, msg)
+            except CandidateError as exc:  # it exited, or sent what is not a message
+                stopped = f"not reached: {str(exc)[:300]}"
+                tail = f"{exc}\n"
+            tail = (tail + cand.stderr_tail())[-1500:]
+    except CandidateError as exc:  # the jail could not start
+        import_error = f"the candidate process could not start: {exc}"
+    seconds = time.perf_counter() - t0
     if not imported and import_error is None:
         import_error = f"the process ended before importing repair.py\n{tail}"
-    return results, import_error, seconds, tail
+    return results, import_error, stopped, seconds, tail
 
 
-def check_output(snap: Snapshot, out: dict) -> str | None:
+def _number(x) -> float | None:
+    """x as a float if it is a plain JSON number, else None."""
+    if type(x) not in (int, float):
+        return None
+    try:
+        return float(x)
+    except OverflowError:
+        return None
+
+
+def check_output(snap: Snapshot, out) -> tuple[str | None, dict]:
+    """(why the output is malformed or None, the output as plain floats and strings).
+
+    Every value comes from the candidate's process, so each one is checked here."""
+    if not isinstance(out, dict):
+        return f"the output is {type(out).__name__}, not an object of interfaces", {}
+    clean = {}
     for if_id in snap.telemetry:
         row = out.get(if_id)
-        if row is None:
-            return f"interface {if_id} is missing"
-        for f in ("rx_rate", "tx_rate"):
-            _, v, c = row[f]
-            if not (math.isfinite(v) and v >= 0):
-                return f"{if_id}.{f} repaired value {v} is not a finite rate >= 0"
-            if not 0.0 <= c <= 1.0:
-                return f"{if_id}.{f} confidence {c} is outside [0, 1]"
-        _, s, c = row["interface_status"]
-        if s not in ("up", "down"):
-            return f"{if_id}.interface_status {s!r} is not 'up' or 'down'"
-        if not 0.0 <= c <= 1.0:
-            return f"{if_id}.interface_status confidence {c} is outside [0, 1]"
-    return None
+        if not isinstance(row, dict):
+            return f"interface {if_id} is missing", {}
+        checked = {}
+        for f in ("rx_rate", "tx_rate", "interface_status"):
+            t = row.get(f)
+            if not isinstance(t, list) or len(t) != 3:
+                return f"{if_id}.{f} must be a tuple (original, repaired, confidence)", {}
+            c = _number(t[2])
+            if c is None or not 0.0 <= c <= 1.0:
+                return f"{if_id}.{f} confidence {t[2]!r:.40} is outside [0, 1]", {}
+            if f == "interface_status":
+                if t[1] not in ("up", "down"):
+                    return f"{if_id}.interface_status {t[1]!r:.40} is not 'up' or 'down'", {}
+                checked[f] = [None, t[1], c]
+                continue
+            v = _number(t[1])
+            if v is None or not (math.isfinite(v) and v >= 0):
+                return f"{if_id}.{f} repaired value {t[1]!r:.40} is not a finite rate >= 0", {}
+            checked[f] = [None, v, c]
+        clean[if_id] = checked
+    return None, clean
 
 
 def _mean(xs):
@@ -224,28 +239,28 @@ def evaluate(stage: str, candidate: str, data: str, time_limit: float) -> dict:
         snaps = make_stage(*STAGES[stage])
     else:
         raise ValueError(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
-    results, import_error, seconds, tail = run_candidate(candidate, snaps, time_limit)
+    results, import_error, stopped, seconds, tail = run_candidate(candidate, snaps, time_limit)
     if import_error:
-        return _invalid(f"importing repair.py failed: {import_error}")
+        return invalid(f"importing repair.py failed: {import_error}")
     per, pub, ident, ident_pub, notes, rows = [], [], [], [], [], []
     by_bug: dict[str, list[float]] = {b: [] for b in BUG_TYPES}
     for i, s in enumerate(snaps):
         ident.append(score_snapshot(s.truth, identity_output(s.telemetry), s.corrupted, s.status_faults))
         ident_pub.append(score_published(s.truth, identity_output(s.telemetry)))
-        msg = results.get(i, {"error": f"not reached within the stage time limit ({time_limit:.0f}s)"})
+        msg = results.get(i, {"error": stopped})
         if "invalid" in msg:
-            return _invalid(f"snapshot {i}: {msg['invalid']}")
+            return invalid(f"snapshot {i}: {str(msg['invalid'])[:2000]}")
         if "error" in msg:
-            notes.append(f"snapshot {i}: scored 0: {msg['error']}")
+            notes.append(f"snapshot {i}: scored 0: {str(msg['error'])[:2000]}")
             sc = {"counter": 0.0, "status": 0.0, "calibration": 0.0, "combined": 0.0,
                   "corrupted_accuracy": float("nan"), "intact_accuracy": float("nan")}
             sp = {"combined": 0.0}
         else:
-            problem = check_output(s, msg["out"])
+            problem, out = check_output(s, msg.get("out"))
             if problem:
-                return _invalid(f"snapshot {i}: {problem}")
-            sc = score_snapshot(s.truth, msg["out"], s.corrupted, s.status_faults)
-            sp = score_published(s.truth, msg["out"])
+                return invalid(f"snapshot {i}: {problem}")
+            sc = score_snapshot(s.truth, out, s.corrupted, s.status_faults)
+            sp = score_published(s.truth, out)
         per.append(sc)
         pub.append(sp)
         by_bug.setdefault(s.bug_type, []).append(sc["combined"])
@@ -301,12 +316,12 @@ def main(argv=None) -> int:
     data = args.data or os.environ.get("ADRS_DATA", "")
     try:
         if not (Path(cand) / "repair.py").is_file():
-            result = _invalid(f"no repair.py in {cand}")
+            result = invalid(f"no repair.py in {cand}")
         else:
             result = evaluate(args.stage, cand, data, args.time_limit_s)
     except ValueError as exc:
-        result = _invalid(str(exc))
-    print(json.dumps(result), flush=True)
+        result = invalid(str(exc))
+    emit(result)
     return 0
 
 

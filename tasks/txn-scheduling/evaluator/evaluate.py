@@ -4,32 +4,36 @@
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE
                           [--data DIR] [--time-limit-s S]
 
-The candidate's ``scheduler.py`` runs in a child process (child.py). Only the orders it
-returns are used: each must be a permutation of all transactions, and every makespan is
-recomputed here with the evaluator's own simulator on its own copy of the workloads.
-An instance that raises, times out or is cut off by the time limit scores 0.
-Prints ONE JSON object as the last stdout line.
+The candidate's ``scheduler.py`` runs in a jailed process of its own (jail/side.py), which
+gets the candidate API (a copy of the simulator, workloads.py and the published workloads)
+as its job folder. Only the orders it returns are used: each must be a permutation of all
+transactions, and every makespan is recomputed here with the evaluator's own simulator
+(runtime/) on its own copy of the workloads. An instance that raises, times out or is cut
+off by the time limit scores 0. The result goes to the harness with ``adrs_eval.emit``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
-import queue
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "runtime"))
 
+from adrs_eval import emit, invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
 from generate import GENERATORS  # noqa: E402
 from txn_simulator import Workload  # noqa: E402
+
+SIDE = HERE / "jail" / "side.py"
+API_FILES = ("txn_simulator.py", "workloads.py")  # what the candidate side may import
+TEXT_CHARS = 1500  # most characters of candidate-sent text quoted in feedback
 
 SHIFT = 0.10  # effective optimum = L + SHIFT * (B - L), as published
 NUM_SEQS = 10  # the published harness passes num_seqs=10
@@ -49,16 +53,6 @@ STAGES = {
              ("hotspot_t1", "hotspot", 100, 880_304), ("pipeline_t1", "pipeline", 100, 880_305)],
 }
 INSTANCE_SEED_BASE = 7_000  # random.seed / np.random.seed before instance i: base + i
-
-
-def _emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
-
-
-def _invalid(reason: str, metrics: dict | None = None, artifacts: dict | None = None) -> dict:
-    return {"score": 0.0, "valid": False, "metrics": metrics or {},
-            "feedback": "INVALID: " + reason, "artifacts": artifacts or {}}
 
 
 def published_dir(data: str | None) -> Path:
@@ -100,47 +94,71 @@ def check_order(order, n: int) -> str | None:
     return None
 
 
-def run_child(candidate: str, job: dict, time_limit: float, env_extra: dict | None = None):
-    """Run child.py; return (messages, timed_out, seconds, stderr tail)."""
+def api_folder(tmp: Path, data: Path) -> Path:
+    """The job folder the candidate side sees: the simulator, workloads.py and `data`'s
+    published workloads (all public; nothing else of this folder)."""
+    api = tmp / "api"
+    (api / "data").mkdir(parents=True)
+    for name in API_FILES:
+        shutil.copyfile(HERE / "runtime" / name, api / name)
+    for p in PUBLISHED:
+        shutil.copyfile(data / f"{p}.json", api / "data" / f"{p}.json")
+    return api
+
+
+def text(value, limit: int = TEXT_CHARS) -> str:
+    """Candidate-sent text, bounded."""
+    return str(value)[:limit]
+
+
+def seconds_of(msg: dict) -> float:
+    t = msg.get("t")
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+    return float(t) if ok else float("nan")
+
+
+def run_child(candidate: str, job: dict, time_limit: float, data: Path):
+    """Run the candidate side on `job`; return (messages, timed_out, seconds, stderr tail).
+
+    messages[0] is the import report, then one message per instance in order; reading stops
+    at the time limit, when the process ends, or at the first message out of order.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    messages, timed_out, error = [], False, ""
     with tempfile.TemporaryDirectory(prefix="txn-eval-") as tmp:
-        job_path = Path(tmp) / "job.json"
-        job_path.write_text(json.dumps(job))
-        err_path = Path(tmp) / "stderr.txt"
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env_extra or {}))
-        t0 = time.perf_counter()
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, str(HERE / "child.py"), candidate, str(job_path)],
-                                    stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                    cwd=tmp, env=env, start_new_session=True, text=True)
-            lines: queue.Queue = queue.Queue()
+        cand = start(candidate, SIDE, job=api_folder(Path(tmp), data))
+        try:
+            messages.append(cand.recv(timeout=max(0.0, deadline - time.perf_counter())))
+            if isinstance(messages[0], dict) and "imported" in messages[0]:
+                cand.send(job, timeout=max(0.0, deadline - time.perf_counter()))
+                expected = ["published"] if job["mode"] == "published" else \
+                    list(range(len(job["workloads"])))
+                for i in expected:
+                    msg = cand.recv(timeout=max(0.0, deadline - time.perf_counter()))
+                    if not isinstance(msg, dict) or msg.get("i") != i:
+                        break  # not the next instance's result: the rest score 0
+                    messages.append(msg)
+        except CandidateTimeout:
+            timed_out = True
+        except CandidateExited:
+            pass  # it ended: what it sent before counts
+        except CandidateError as exc:  # a line that is not a message: what came before counts
+            error = f"{exc}\n"
+        finally:
+            cand.close()
+        tail = error + cand.stderr_tail(TEXT_CHARS)
+    return messages, timed_out, time.perf_counter() - t0, tail
 
-            def pump():
-                for line in proc.stdout:
-                    lines.put(line)
-                lines.put(None)
 
-            threading.Thread(target=pump, daemon=True).start()
-            messages, timed_out = [], False
-            deadline = t0 + time_limit
-            while True:
-                left = deadline - time.perf_counter()
-                try:
-                    line = lines.get(timeout=max(left, 0.0)) if left > 0 else None
-                except queue.Empty:
-                    line = None
-                if line is None:
-                    timed_out = time.perf_counter() >= deadline
-                    break
-                try:
-                    messages.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # not a protocol line
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        seconds = time.perf_counter() - t0
-        tail = err_path.read_text(errors="replace")[-1500:]
-    return messages, timed_out, seconds, tail
+def import_failure(first) -> str | None:
+    """The feedback when the candidate side did not import scheduler.py, else None."""
+    if isinstance(first, dict) and "imported" in first:
+        return None
+    if isinstance(first, dict) and "import_error" in first:
+        return (f"importing scheduler.py failed: {text(first['import_error'])}\n"
+                f"{text(first.get('tb', ''))}")
+    return f"the scheduler process sent {text(first, 200)!r} instead of its import report"
 
 
 def anchors(w: Workload) -> tuple[int, int, float]:
@@ -160,14 +178,15 @@ def evaluate_stage(stage: str, candidate: str, data: str | None, time_limit: flo
     workloads = stage_workloads(stage, data)
     job = {"mode": "instances", "workloads": [w for _, w in workloads],
            "seeds": [INSTANCE_SEED_BASE + i for i in range(len(workloads))], "num_seqs": NUM_SEQS}
-    messages, timed_out, seconds, tail = run_child(candidate, job, time_limit)
-    if messages and "import_error" in messages[0]:
-        return _invalid(f"importing scheduler.py failed: {messages[0]['import_error']}\n"
-                        f"{messages[0].get('tb', '')}")
+    messages, timed_out, seconds, tail = run_child(candidate, job, time_limit,
+                                                   published_dir(data))
     if not messages:
         why = f"timed out after {time_limit:.0f}s" if timed_out else "exited without a result"
-        return _invalid(f"the scheduler process {why} before importing scheduler.py.\n{tail}")
-    results = {m["i"]: m for m in messages if isinstance(m.get("i"), int)}
+        return invalid(f"the scheduler process {why} before importing scheduler.py.\n{tail}")
+    failure = import_failure(messages[0])
+    if failure:
+        return invalid(failure)
+    results = {m["i"]: m for m in messages[1:]}
     metrics: dict[str, float] = {}
     rows, notes, scores = [], [], []
     tot_m = tot_b = 0
@@ -177,18 +196,19 @@ def evaluate_stage(stage: str, candidate: str, data: str | None, time_limit: flo
         msg = results.get(i)
         if msg is None or "error" in msg:
             why = ("timed out (time limit %.0fs for the stage)" % time_limit if timed_out
-                   else "process ended early") if msg is None else msg["error"]
+                   else "process ended early") if msg is None else text(msg["error"])
             notes.append(f"{name}: scored 0 because it {why}" if msg is None
-                         else f"{name}: scored 0, get_best_schedule raised {why}\n{msg.get('tb', '')}")
-            m, s, t = b, 0.0, (msg or {}).get("t", float("nan"))
+                         else f"{name}: scored 0, get_best_schedule raised {why}\n"
+                              f"{text(msg.get('tb', ''))}")
+            m, s, t = b, 0.0, seconds_of(msg or {})
         elif "invalid" in msg:
-            return _invalid(f"workload {name}: {msg['invalid']}.", metrics=metrics)
+            return invalid(f"workload {name}: {text(msg['invalid'])}.", metrics=metrics)
         else:
-            problem = check_order(msg["order"], w.num_txns)
+            problem = check_order(msg.get("order"), w.num_txns)
             if problem:
-                return _invalid(f"workload {name}: the schedule {problem}.", metrics=metrics)
+                return invalid(f"workload {name}: the schedule {problem}.", metrics=metrics)
             m = w.get_opt_seq_cost(msg["order"])
-            s, t = clamp_score(b, e, m), msg["t"]
+            s, t = clamp_score(b, e, m), seconds_of(msg)
         scores.append(s)
         tot_m += m
         tot_b += b
@@ -219,26 +239,28 @@ def evaluate_leaderboard(candidate: str, data: str | None) -> dict:
     b, lb = sum(a[0] for a in anch), sum(a[1] for a in anch)
     e = lb + SHIFT * (b - lb)
     messages, timed_out, seconds, tail = run_child(
-        candidate, {"mode": "published"}, LEADERBOARD_TIME_LIMIT_S, {"TXN_WORKLOADS_DIR": str(d)})
-    if messages and "import_error" in messages[0]:
-        return _invalid(f"importing scheduler.py failed: {messages[0]['import_error']}")
-    res = next((m for m in messages if m.get("i") == "published"), None)
+        candidate, {"mode": "published"}, LEADERBOARD_TIME_LIMIT_S, d)
+    failure = import_failure(messages[0]) if messages else None
+    if failure:
+        return invalid(failure)
+    res = messages[1] if len(messages) > 1 else None
     if res is None:
         why = f"timed out after {LEADERBOARD_TIME_LIMIT_S:.0f}s" if timed_out else "ended early"
-        return _invalid(f"get_random_costs() {why}.\n{tail}")
+        return invalid(f"get_random_costs() {why}.\n{tail}")
     if "invalid" in res:
-        return _invalid(res["invalid"])
+        return invalid(text(res["invalid"]))
     if "error" in res:
-        return _invalid(f"get_random_costs() raised {res['error']}\n{res.get('tb', '')}")
-    orders = res["orders"]
-    if len(orders) != len(ws):
-        return _invalid(f"get_random_costs() returned {len(orders)} schedules, expected {len(ws)} "
-                        "(one per published workload)")
+        return invalid(f"get_random_costs() raised {text(res['error'])}\n{text(res.get('tb', ''))}")
+    orders = res.get("orders")
+    if not isinstance(orders, list) or len(orders) != len(ws):
+        count = len(orders) if isinstance(orders, list) else "no list of"
+        return invalid(f"get_random_costs() returned {count} schedules, expected {len(ws)} "
+                       "(one per published workload)")
     makespans = []
     for k, (w, order) in enumerate(zip(ws, orders), start=1):
         problem = check_order(order, w.num_txns)
         if problem:
-            return _invalid(f"schedule for workload {k}: {problem}.")
+            return invalid(f"schedule for workload {k}: {problem}.")
         makespans.append(w.get_opt_seq_cost(order))
     m = sum(makespans)
     score = clamp_score(b, e, m)
@@ -246,7 +268,8 @@ def evaluate_leaderboard(candidate: str, data: str | None) -> dict:
                "effective_optimal": round(e, 4), "time_s": round(seconds, 3),
                **{f"workload_{k}_makespan": x for k, x in enumerate(makespans, start=1)}}
     feedback = (f"leaderboard: score {score:.4f} = clamp(100 ({b} - {m}) / ({b} - {e:.1f})); "
-                f"recomputed makespans {makespans} (the program reported {res['reported']}, not used). "
+                f"recomputed makespans {makespans} (the program reported "
+                f"{text(res.get('reported'), 50)}, not used). "
                 f"Time {seconds:.2f}s of {LEADERBOARD_TIME_LIMIT_S:.0f}s.")
     return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
             "artifacts": {"stderr_tail": tail}}
@@ -263,14 +286,14 @@ def main(argv=None) -> int:
     cand = str(Path(args.candidate).resolve())
     try:
         if not (Path(cand) / "scheduler.py").is_file():
-            result = _invalid(f"no scheduler.py in {cand}")
+            result = invalid(f"no scheduler.py in {cand}")
         elif args.stage == "leaderboard":
             result = evaluate_leaderboard(cand, data)
         else:
             result = evaluate_stage(args.stage, cand, data, args.time_limit_s)
-    except (ValueError, FileNotFoundError) as exc:
-        result = _invalid(str(exc))
-    _emit(result)
+    except (ValueError, FileNotFoundError, CandidateError) as exc:
+        result = invalid(str(exc))
+    emit(result)
     return 0
 
 

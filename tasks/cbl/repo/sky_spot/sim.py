@@ -1,8 +1,11 @@
-"""The tick loop, in one process, with the published semantics and two accounting modes.
+"""The tick loop, with the published semantics and two accounting modes.
 
-``simulate_run`` runs one job on one set of aligned region traces. Per tick it does what the
-published ``Strategy.step`` + ``Env.step`` do (see ``strategies/strategy.py``), keeping the
-progress as a running sum (no re-summing) and calling the policy's ``_step`` once.
+``tick_loop`` is one job on one set of aligned region traces, as a generator stepped from
+outside: per tick it does what the published ``Strategy.step`` + ``Env.step`` do (see
+``strategies/strategy.py``), keeping the progress as a running sum (no re-summing), and hands
+the policy's one ``_step`` call to its driver. ``simulate_run`` drives it with a policy in this
+process; the task's evaluator drives many jobs at once with the policy in a jailed process
+(its own sealed copy of this package).
 
 Accounting modes:
 
@@ -126,48 +129,90 @@ def _tables(deadline: float, gap: float, length: int, duration: float, overhead:
 
 def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="correct",
                  spot_prices=None, od_price=3.06, names=None):
-    """Run one job. ``spot_prices[r]`` is a per-tick list (or a float) for region r.
+    """Run one job with the policy in this process. ``spot_prices[r]`` is a per-tick list (or a
+    float) for region r.
 
     Returns a dict: cost, finish_s, slack_s (deadline - finish), missed, ticks (charged),
     spot_ticks, od_ticks, idle_ticks, preemptions, switches, final_region.
     """
     if mode not in MODES:
         raise ValueError(f"unknown accounting mode {mode!r}; use one of {MODES}")
+    env = Env(avail, gap, names or [str(i) for i in range(len(avail))])
+    strategy.reset(env, Task(duration))
+    loop = tick_loop(avail, gap, duration, deadline, overhead, mode=mode,
+                     spot_prices=spot_prices, od_price=od_price)
+    gap = float(gap)
+    append = strategy.task_done_time.append
+    step = strategy._step
+    send = loop.send
+    tick, last, current, has_spot, done, progress, rem = next(loop)
+    while True:
+        env.tick = tick
+        env.elapsed_seconds = tick * gap
+        append(done)
+        if rem is not None:  # None: leaderboard mode leaves the policy's own value
+            strategy.remaining_restart_overhead = rem
+        strategy.progress_seconds = progress
+        env.cluster_type = current
+        request = step(last, has_spot)
+        try:
+            tick, last, current, has_spot, done, progress, rem = send(
+                (request, env._region, strategy.remaining_restart_overhead))
+        except StopIteration as stop:
+            env.cluster_type = last
+            return stop.value
+
+
+def tick_loop(avail, gap, duration, deadline, overhead, *, mode="correct", spot_prices=None,
+              od_price=3.06):
+    """The tick loop of one job as a generator, so that the policy can run anywhere: in this
+    process (``simulate_run``) or in another one, many jobs stepped together (the evaluator).
+
+    Each tick it yields what the policy is shown before its ``_step``:
+    ``(tick, last, current, has_spot, done, progress, rem)``: ``last`` is the type that ran in
+    the previous tick (``_step``'s first argument), ``current`` the same after a preemption
+    (``env.cluster_type``), ``has_spot`` whether the current region has spot,
+    ``done`` the seconds of work credited for the previous tick (appended to
+    ``task_done_time``), ``progress`` their running sum (``progress_seconds``), ``rem`` the value
+    ``remaining_restart_overhead`` holds before the step (None: leave the policy's own value;
+    leaderboard mode, when nothing ran). The driver sends back
+    ``(request, region, strategy_rem)``: what ``_step`` returned, the region after it, and the
+    policy's ``remaining_restart_overhead`` after it (read in leaderboard mode only). ``_step``
+    is also called in the tick in which the job is done; the region it leaves counts. The
+    generator returns the result dict (see ``simulate_run``); it raises ``TraceEnded`` when
+    the trace ends first and ``TypeError`` when a request is not a ``ClusterType``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown accounting mode {mode!r}; use one of {MODES}")
     correct = mode == "correct"
     n_regions = len(avail)
     length = min(len(a) for a in avail)
-    env = Env(avail, gap, names or [str(i) for i in range(n_regions)])
-    strategy.reset(env, Task(duration))
     gap = float(gap)
     time_left, safe = _tables(deadline, gap, length, duration, overhead)
     # correct mode bills each spot tick at the price of its region and tick
     tick_prices = ([p if p.__class__ is not float else [p] * length for p in spot_prices]
                    if correct and spot_prices is not None else None)
     done_need = duration - 1e-8
-    done_list = strategy.task_done_time
-    append = done_list.append
-    step = strategy._step
     ceil = math.ceil
     cluster_type = ClusterType
     progress = 0.0
     own_rem = 0.0
+    # leaderboard: the policy's remaining_restart_overhead as the simulator last left it (the
+    # published simulator reads the policy's attribute, so its writes count there)
+    strat_rem = 0.0
     ct = NONE  # type running in the previous tick (env.cluster_type before preemption)
-    ran_region = 0
+    region = ran_region = 0
     spot_ticks = od_ticks = preemptions = switches = 0
     spot_cost = 0.0  # correct mode: spot billed per tick where it ran
     spot_by_region = [0] * n_regions
     finish_s = 0.0
     for tick in range(length):
-        env.tick = tick
-        env.elapsed_seconds = tick * gap
-        region = env._region
         has_spot = avail[region][tick]
         last = ct
         # Credit the previous tick.
         if last is NONE:
-            append(0)
-            if correct:  # the simulator's copy is what the policy sees
-                strategy.remaining_restart_overhead = own_rem
+            done = 0
+            rem_shown = own_rem if correct else None  # the simulator's copy is what it sees
         else:
             if last is SPOT:
                 spot_ticks += 1
@@ -178,7 +223,7 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
                 od_ticks += 1
             # leaderboard: the strategy's attribute is the state (as published, writable);
             # correct: the simulator's own copy, so a policy cannot skip an overhead.
-            rem = own_rem if correct else strategy.remaining_restart_overhead
+            rem = own_rem if correct else strat_rem
             if rem:
                 full = gap - rem if gap > rem else 0.0
                 rem -= gap - full
@@ -186,34 +231,32 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
             else:  # no overhead left: a whole tick of work (same numbers as the branch above)
                 full = gap
                 own_rem = 0
-            strategy.remaining_restart_overhead = own_rem
+            rem_shown = own_rem
             left = duration - progress
-            d = left if full > left else full
-            progress += d
+            done = left if full > left else full
+            progress += done
             if progress >= done_need:
-                # finished inside tick-1: after its overhead part and d seconds of work
-                finish_s = (tick - 1) * gap + (gap - full) + d
-            append(d)
-        strategy.progress_seconds = progress
+                # finished inside tick-1: after its overhead part and `done` seconds of work
+                finish_s = (tick - 1) * gap + (gap - full) + done
         if last is SPOT and not has_spot:
             current = NONE
             preemptions += 1
         else:
             current = last
-        env.cluster_type = current
-        request = step(last, has_spot)
+        request, new_region, strat_rem = yield (tick, last, current, has_spot, done, progress,
+                                                rem_shown)
         if progress >= done_need:
+            region = new_region
             break
         if request.__class__ is not cluster_type:
             raise TypeError(f"_step returned {request!r}; expected a sky_spot.utils.ClusterType")
         # Strong guarantee (only computed where it can fire).
         if progress <= safe[tick] and ceil((duration - progress + overhead) / gap) * gap >= time_left[tick]:
             keep = current if correct else last
-            if keep is SPOT and (own_rem if correct else strategy.remaining_restart_overhead) < 1e-3:
+            if keep is SPOT and (own_rem if correct else strat_rem) < 1e-3:
                 request = SPOT
             else:
                 request = ON_DEMAND
-        new_region = env._region
         if new_region != region:
             switches += 1
             if request is SPOT and not avail[new_region][tick]:
@@ -221,16 +264,15 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
         elif request is SPOT and not has_spot:
             request = NONE
         if current is not request and request is not NONE:
-            strategy.remaining_restart_overhead = own_rem = overhead
-        ct = request  # env.cluster_type is set from it before the next _step
-        ran_region = new_region
+            strat_rem = own_rem = overhead
+        ct = request
+        region = ran_region = new_region
     else:
         raise TraceEnded(
             f"the job ran past the end of the trace ({length} ticks = "
             f"{length * gap / 3600:.2f} h) with {(duration - progress) / 3600:.2f} h of work left")
-    env.cluster_type = ct
     ticks = tick  # ticks 0 .. tick-1 are charged
-    final_region = env._region
+    final_region = region
     if correct:
         cost = (spot_cost + od_ticks * od_price) * gap / 3600
     else:

@@ -1,33 +1,28 @@
-"""Candidate host process (evaluator-owned; started by evaluate.py, never imported by it).
+"""The candidate's side of eplb: hosts eplb.policy inside the jail (started by evaluate.py with
+adrs_eval.candidate; it sees the candidate's files and nothing of the evaluator's).
 
-Protocol on fd 0 / the saved fd 1: the parent sends length-prefixed pickles; this process answers
-with one JSON header line followed by raw .npy blobs (the parent loads them with
-allow_pickle=False, so nothing this process sends can run code in the parent).
+Protocol over the kit's pipe: the evaluator sends length-prefixed pickles (trusted -> here);
+this process answers with one JSON header line followed by raw .npy blobs, which the
+evaluator loads with allow_pickle=False, so nothing sent from here can run code there.
 Calls run in this one process, in order; module state persists between them.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import struct
-import sys
-import traceback
 
-IN_FD = 0
-OUT_FD = os.dup(1)
-os.dup2(2, 1)  # candidate prints go to stderr, never into the protocol stream
+from adrs_eval.side import channel, describe, load_candidate
+
+chan = channel()  # first: from here on the candidate's prints go to stderr
 
 
 def read_exact(n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = os.read(IN_FD, n - len(buf))
-        if not chunk:
-            os._exit(0)
-        buf += chunk
-    return bytes(buf)
+    data = chan.input.read(n)
+    if len(data) < n:  # the evaluator closed the pipe: nothing more to do
+        raise SystemExit(0)
+    return data
 
 
 def recv() -> dict:
@@ -44,15 +39,8 @@ def send(header: dict, arrays: list | None = None) -> None:
         np.save(bio, a, allow_pickle=False)
         blobs.append(bio.getvalue())
     header = dict(header, lengths=[len(b) for b in blobs])
-    data = json.dumps(header).encode() + b"\n" + b"".join(blobs)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(OUT_FD, view):]
-
-
-def tb_tail(exc: BaseException, lines: int = 10) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return "\n".join(text.splitlines()[-lines:])
+    chan.output.write(json.dumps(header).encode() + b"\n" + b"".join(blobs))
+    chan.output.flush()
 
 
 def to_numpy(x, np, torch):
@@ -83,9 +71,22 @@ def handle_call(msg: dict, fn, np, torch, dummy=None) -> None:
             raise TypeError(f"rebalance_experts must return (phy2log, log2phy, logcnt), got {type(out).__name__}")
         arrays = [compact(to_numpy(x, np, torch), np) for x in out]
     except BaseException as exc:  # noqa: BLE001 - report any candidate failure, incl. SystemExit
-        send({"status": "error", "error": f"{type(exc).__name__}: {exc}\n{tb_tail(exc)}"})
+        send({"status": "error", "error": describe(exc)})
         return
     send({"status": "ok"}, arrays)
+
+
+def import_policy():
+    """The candidate's rebalance_experts, or None after reporting why it cannot be had."""
+    try:
+        fn = getattr(load_candidate("eplb.policy"), "rebalance_experts", None)
+        if not callable(fn):
+            raise AttributeError("eplb.policy defines no callable rebalance_experts")
+    except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit, ...
+        send({"status": "error", "error": f"importing eplb.policy failed: {describe(exc)}"})
+        return None
+    send({"status": "ok"})
+    return fn
 
 
 def main() -> None:
@@ -99,18 +100,7 @@ def main() -> None:
         msg = recv()
         op = msg["op"]
         if op == "import":
-            try:
-                sys.path.insert(0, msg["path"])
-                import importlib
-
-                mod = importlib.import_module("eplb.policy")
-                fn = getattr(mod, "rebalance_experts", None)
-                if not callable(fn):
-                    raise AttributeError("eplb.policy defines no callable rebalance_experts")
-            except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit, ...
-                send({"status": "error", "error": f"importing eplb.policy failed: {type(exc).__name__}: {exc}\n{tb_tail(exc)}"})
-                continue
-            send({"status": "ok"})
+            fn = import_policy()
         elif op in ("call", "ping"):
             handle_call(recv(), fn if op == "call" else None, np, torch, msg.get("dummy"))
         elif op == "exit":
