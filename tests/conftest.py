@@ -20,6 +20,10 @@ from sandbox.dockerd import reachable_or_private
 from sandbox.evaluate import EvaluatorSpec
 from sandbox.jail import JailConfig
 
+# The hostile fixtures assert too (checks every task makes, the tests both cbl tasks share):
+# rewrite their asserts as a test module's are, so that a failure shows its values.
+pytest.register_assert_rewrite("tests.fixtures.hostile", "tests.fixtures.hostile_cbl")
+
 
 def pytest_configure(config):
     config.addinivalue_line(

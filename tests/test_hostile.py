@@ -272,7 +272,13 @@ HOSTILE_DOTGIT = ("rm -f .git && git init -q . && git config core.fsmonitor "
                   "chmod +x hooks/pre-commit && echo new > pkg/new_file.txt")
 
 
-def test_an_agent_cannot_escape_through_a_dot_git_of_its_own(tmp_path):
+def sandbox_args(backend) -> tuple[list[str], dict[str, str]]:
+    """`solve` options and environment that run a whole session under this backend."""
+    env = cli_env(DOCKER_HOST=backend.docker_host) if backend.docker_host else cli_env()
+    return ["--sandbox", backend.name], env
+
+
+def test_an_agent_cannot_escape_through_a_dot_git_of_its_own(tmp_path, backend):
     marker = tmp_path / "pwned"
     task = toy_task(tmp_path)
     script = write_script(tmp_path / "s.jsonl", [
@@ -282,15 +288,17 @@ def test_an_agent_cannot_escape_through_a_dot_git_of_its_own(tmp_path):
              call("commit", message="rejected: hooks/ is not editable")),
         turn(call("commit", message="after replacing .git")),
     ])
-    env = cli_env(ANTHROPIC_API_KEY="sk-ant-hostile-9999")
-    proc, session = solve(task, script, tmp_path / "sessions", 1, env=env)
+    args, env = sandbox_args(backend)
+    env["ANTHROPIC_API_KEY"] = "sk-ant-hostile-9999"
+    proc, session = solve(task, script, tmp_path / "sessions", 1, *args, env=env)
+    assert f"isolation: {backend.name} jail" in proc.stdout
     assert not marker.exists(), "a command from the agent's .git config ran outside the jail"
     assert "sk-ant-hostile-9999" not in proc.stdout + proc.stderr
     good = [e for e in scored(events(session)) if e["episode"] == 0]
     assert good and good[0]["valid"] and good[0]["score"] == pytest.approx(-5.0)
 
 
-def test_commits_with_dot_git_paths_or_escaping_symlinks_are_rejected(tmp_path):
+def test_commits_with_dot_git_paths_or_escaping_symlinks_are_rejected(tmp_path, backend):
     task = toy_task(tmp_path)
     script = write_script(tmp_path / "s.jsonl", [
         turn(call("write_file", path="pkg/sub/.git/evil.py", content="A = 1\n"),
@@ -303,7 +311,8 @@ def test_commits_with_dot_git_paths_or_escaping_symlinks_are_rejected(tmp_path):
         turn(call("write_file", path="pkg/policy.py", content=policy("4.0")),
              call("commit", message="fine")),
     ])
-    _, session = solve(task, script, tmp_path / "sessions", 3)
+    args, env = sandbox_args(backend)
+    _, session = solve(task, script, tmp_path / "sessions", 3, *args, env=env)
     evs = events(session)
     rejected = [e for e in of_type(evs, "candidate_rejected") if e["episode"] == 0]
     assert [r["paths"] for r in rejected] == [["pkg/sub/.git/evil.py"],

@@ -9,55 +9,29 @@ a result, looks for the instance generator and its held-out seeds, or lies about
 
 from __future__ import annotations
 
-import ast
 import textwrap
 
 import pytest
 
-from sandbox.evaluate import StageResult
-from tests.fixtures.hostile import (FORGE_AT_EXIT, FORGE_VIA_PARENT, TASKS, evaluate, not_above,
-                                    worktree)
+from tests.fixtures.hostile import (RAISE_FOUND, TASKS, Known, assert_sides_apart,
+                                    forged_result_line_tests, nested_reply_test,
+                                    onto_reply_pipes, probing)
 
-TASK = "bin-packing"
-POLICY = "binpack/policy.py"
-# The baseline (best fit) on every stage; identical to the in-process evaluator's scores.
-BASELINE = {"quick": 0.9434726256902899, "full": 0.9499271990952343,
-            "test": 0.9525361835309163}
-BASE_SOURCE = (TASKS / TASK / "repo" / POLICY).read_text().replace(
-    "from __future__ import annotations\n", "")  # so attack code can go first
-
-
-def candidate(tmp_path, source: str):
-    return worktree(TASK, tmp_path, {POLICY: source})
-
-
-def with_baseline(attack: str) -> str:
-    """Attack code at import, then the baseline policy."""
-    return textwrap.dedent(attack) + "\n" + BASE_SOURCE
-
-
-def no_better(result, stage: str) -> bool:
-    return not_above(result, StageResult(stage, BASELINE[stage], True))
-
-
-def scores_as_baseline(result, stage: str) -> bool:
-    return result.valid and result.score == BASELINE[stage]
+BIN_PACKING = Known(
+    task="bin-packing", path="binpack/policy.py",
+    # the baseline (best fit) on every stage; identical to the in-process evaluator's scores
+    baseline={"quick": 0.9434726256902899, "full": 0.9499271990952343,
+              "test": 0.9525361835309163})
+TASK, BASELINE, BASE_SOURCE = BIN_PACKING.task, BIN_PACKING.baseline, BIN_PACKING.source
+score, with_baseline = BIN_PACKING.score, BIN_PACKING.with_baseline
+no_better, scores_as_baseline = BIN_PACKING.no_better, BIN_PACKING.scores_as_baseline
 
 
 # -- a. a forged result line ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage", sorted(BASELINE))
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_forged_result_line_is_never_the_score_on_any_stage(tmp_path, backend, stage):
-    wt = candidate(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT))
-    result = evaluate(TASK, wt, stage, backend)
-    assert no_better(result, stage), result.feedback
-    assert result.score != 1e9
-
-
-def test_a_forged_result_line_is_never_the_score_in_either_jail(tmp_path, backend):
-    wt = candidate(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT))
-    assert no_better(evaluate(TASK, wt, "quick", backend), "quick")
+(test_a_forged_result_line_is_never_the_score_on_any_stage,
+ test_a_forged_result_line_is_never_the_score_in_either_jail) = forged_result_line_tests(
+    BIN_PACKING, stages=sorted(BASELINE))
 
 
 # -- b. patching what the in-process evaluator exposed -----------------------------------------------
@@ -82,8 +56,7 @@ PATCHES_EVALUATOR = """\
 
 
 def test_patching_the_evaluator_and_numpy_in_the_policy_process_changes_nothing(tmp_path, backend):
-    wt = candidate(tmp_path, with_baseline(PATCHES_EVALUATOR))
-    result = evaluate(TASK, wt, "quick", backend)
+    result = score(tmp_path, with_baseline(PATCHES_EVALUATOR), "quick", backend)
     assert scores_as_baseline(result, "quick"), result.feedback
 
 
@@ -99,63 +72,22 @@ FORGES_ITS_OWN_BINS = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_a_policy_that_rewrites_its_own_copy_of_the_bins_is_caught(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, with_baseline(FORGES_ITS_OWN_BINS)), "quick", backend)
+    result = score(tmp_path, with_baseline(FORGES_ITS_OWN_BINS), "quick", backend)
     assert not result.valid and "overfull bin" in result.feedback
 
 
 # -- c. the generator, the held-out seeds, the evaluator's files and process ----------------------------
 
-PROBE = f"""\
-    import glob, importlib, os, stat, sys
-
-    SECRETS = {{"evaluate.py", "instances.py"}}
-    # the evaluator's argv and environment (bwrap, the jail's pid 1, shows the host paths of
-    # its mounts in its own argv: where the jail folder lives, not what the evaluator holds)
-    MARKERS = (b"evaluate.py", b"--stage", b"ADRS_RESULT", b"ADRS_JAIL", b"instances.py")
-    EVALUATOR = {str(TASKS / TASK / "evaluator")!r}
-    system = (sys.prefix, sys.base_prefix)
-    found = []
-
-    def readable(path):  # its bytes, or None; FIFOs (docker's /adrs/io pipes) are not read
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
-
-    # every file named like the evaluator's, anywhere but the read-only system folders
-    skip = {{"/proc", "/sys", "/dev", "/usr", *system}}
-    for root, dirs, files in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
-        for name in files:
-            path = os.path.join(root, name)
-            if (name in SECRETS or "/evaluator" in path) and readable(path) is not None:
-                found.append(path)
-    for path in [EVALUATOR, *glob.glob(EVALUATOR + "/*"), "/work/main/tasks/{TASK}/evaluator"]:
-        if os.path.exists(path):
-            found.append(path)
-    for path in glob.glob("/proc/*/cmdline") + glob.glob("/proc/*/environ"):
-        data = readable(path) or b""
-        found += [f"{{path}}: {{m!r}}" for m in MARKERS if m in data]
-    for path in glob.glob("/proc/*/cwd/*") + glob.glob("/proc/*/root/adrs/*"):
-        if os.path.basename(path) in SECRETS:
-            found.append(path)
-    for name in ("instances", "evaluate"):  # the generator (held-out seeds), the evaluator
-        module = sys.modules.get(name)
-        try:
-            module = module or importlib.import_module(name)
-        except ImportError:
-            continue
-        if not str(getattr(module, "__file__", "")).startswith(system):
-            found.append(f"import {{name}}: {{module}}")
-    raise RuntimeError("PROBE-FOUND: " + repr(found))
-"""
+PROBE = probing(
+    secrets={"evaluate.py", "instances.py"},
+    markers=(b"instances.py",),
+    known=[str(TASKS / TASK / "evaluator"), f"/work/main/tasks/{TASK}/evaluator"],
+    modules=("instances", "evaluate"),  # the generator (held-out seeds), the evaluator
+) + RAISE_FOUND
 
 
 def test_the_policy_finds_no_generator_seed_or_evaluator_file(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, with_baseline(PROBE)), "quick", backend)
+    result = score(tmp_path, with_baseline(PROBE), "quick", backend)
     assert "PROBE-FOUND: []" in result.feedback, result.feedback[-3000:]
     assert no_better(result, "quick")
 
@@ -180,7 +112,7 @@ def test_the_held_out_instances_cannot_be_rebuilt_by_the_policy(tmp_path, backen
         if OFFLINE is not None:
             raise RuntimeError("REBUILT the held-out instances")
     """)
-    result = evaluate(TASK, candidate(tmp_path, source), "test", backend)
+    result = score(tmp_path, source, "test", backend)
     assert scores_as_baseline(result, "test"), result.feedback
 
 
@@ -222,8 +154,7 @@ LYING_INTS = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_answers_that_lie_about_their_value_are_judged_by_the_int_that_arrives(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, BASE_SOURCE + textwrap.dedent(LYING_INTS)),
-                      "quick", backend)
+    result = score(tmp_path, BASE_SOURCE + textwrap.dedent(LYING_INTS), "quick", backend)
     assert not result.valid and "out of range" in result.feedback
     assert no_better(result, "quick")
 
@@ -245,7 +176,7 @@ SENDS_NON_INTS = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_answers_that_are_not_plain_ints_in_json_are_refused(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, with_baseline(SENDS_NON_INTS)), "quick", backend)
+    result = score(tmp_path, with_baseline(SENDS_NON_INTS), "quick", backend)
     assert not result.valid and "not an int index" in result.feedback, result.feedback
 
 
@@ -263,8 +194,7 @@ MUTATES_AND_KEEPS = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_scribbling_on_the_remaining_array_changes_nothing(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, BASE_SOURCE + textwrap.dedent(MUTATES_AND_KEEPS)),
-                      "quick", backend)
+    result = score(tmp_path, BASE_SOURCE + textwrap.dedent(MUTATES_AND_KEEPS), "quick", backend)
     assert scores_as_baseline(result, "quick"), result.feedback
 
 
@@ -283,65 +213,23 @@ PEEKS_AHEAD = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_the_policy_never_sees_an_item_before_answering_the_one_before(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, BASE_SOURCE + textwrap.dedent(PEEKS_AHEAD)),
-                      "full", backend)
+    result = score(tmp_path, BASE_SOURCE + textwrap.dedent(PEEKS_AHEAD), "full", backend)
     assert scores_as_baseline(result, "full"), result.feedback
 
 
-FORGES_REPLIES = """\
-    import os
-
-    # write replies of its own on the reply pipe, ahead of the real ones: new bins everywhere
-    for _fd in range(3, 64):
-        try:
-            if os.readlink(f"/proc/self/fd/{_fd}").startswith("pipe:"):
-                os.write(_fd, b'{"ready": true}\\n' + b"[-1, -1, -1, -1]\\n" * 50)
-        except OSError:
-            pass
-"""
+# replies of its own on the reply pipe, ahead of the real ones: new bins everywhere
+FORGES_REPLIES = onto_reply_pipes(repr(b'{"ready": true}\n' + b"[-1, -1, -1, -1]\n" * 50))
 
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_replies_forged_on_the_pipe_are_only_answers_and_get_checked(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, with_baseline(FORGES_REPLIES)), "quick", backend)
+    result = score(tmp_path, with_baseline(FORGES_REPLIES), "quick", backend)
     assert no_better(result, "quick"), result.feedback
 
 
-NESTS_TOO_DEEP = """\
-    import os
-
-    # one reply line nested deeper than any JSON reader recurses, on the reply pipe
-    for _fd in range(3, 64):
-        try:
-            if os.readlink(f"/proc/self/fd/{_fd}").startswith("pipe:"):
-                os.write(_fd, b"[" * 100000 + b"\\n")
-        except OSError:
-            pass
-"""
-
-
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_reply_nested_too_deeply_is_refused_not_a_crash(tmp_path, backend):
-    result = evaluate(TASK, candidate(tmp_path, with_baseline(NESTS_TOO_DEEP)), "quick", backend)
-    assert not result.valid and "nested too deeply" in result.feedback, result.feedback
-
-
-def imported_modules(path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add((node.module or "").split(".")[0])
-    return names
+test_a_reply_nested_too_deeply_is_refused_not_a_crash = nested_reply_test(BIN_PACKING)
 
 
 def test_neither_side_imports_the_other_sides_code():
-    """The evaluator imports nothing of the worktree; the candidate side (whose folder the
-    candidate can read) nothing of the evaluator folder."""
-    evaluator = TASKS / TASK / "evaluator"
-    assert "binpack" not in imported_modules(evaluator / "evaluate.py")
-    assert sorted(p.name for p in (evaluator / "jail").iterdir() if p.name != "__pycache__") == [
-        "side.py"]
-    assert imported_modules(evaluator / "jail" / "side.py") <= {"adrs_eval", "numpy", "operator"}
+    assert_sides_apart(TASK, worktree_modules={"binpack"},
+                       side_imports={"adrs_eval", "numpy", "operator"})

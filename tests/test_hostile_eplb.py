@@ -9,20 +9,18 @@ baseline.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-from fixtures.hostile import FORGE_AT_EXIT, FORGE_VIA_PARENT, TASKS, evaluate, not_above, worktree
+from tests.fixtures.hostile import (BWRAP, FORGERS, TASKS, UNJAILED, Baselines, assert_sides_apart,
+                                    bwrap_stages_and_docker_quick, evaluate, patching, probing,
+                                    run_first, worktree)
 
 pytest.importorskip("torch", reason="tasks/eplb needs torch")
 
 TASK = "eplb"
 EVAL_DIR = TASKS / TASK / "evaluator"
-CANDIDATE_MODULES = {"eplb"}  # the worktree's modules
-SIDE = "worker.py"
-SIDE_IMPORTS = {"__future__", "adrs_eval", "io", "json", "numpy", "pickle", "struct", "torch"}
 POLICY = "eplb/policy.py"
 SEED_SRC = (TASKS / TASK / "repo" / POLICY).read_text()
 STAGES = ["quick", "full", "test", "leaderboard"]
@@ -31,44 +29,19 @@ STAGES = ["quick", "full", "test", "leaderboard"]
 def wrap_seed(extra: str, first: str = "") -> str:
     """The seed policy with its rebalance_experts renamed to _seed and ``extra`` after it;
     ``first`` runs before the seed's own code (after its __future__ import)."""
-    future = "from __future__ import annotations\n"
-    assert future in SEED_SRC
-    src = SEED_SRC.replace(future, future + first, 1)
+    src = run_first(first, SEED_SRC)
     return src.replace("def rebalance_experts(", "def _seed(") + "\n" + extra
 
 
-# What a candidate can reach of the evaluator: the known folder, every evaluator/ folder on
-# the file system (the system's read-only trees left out: they are the host's own), other
-# processes' arguments, environment and working folders.
-PROBE = r'''
-import os as _os
-import sys as _sys
+KNOWN = [str(EVAL_DIR), str(EVAL_DIR / "workload.py"), str(EVAL_DIR / "evaluate.py")]
 
-def _probe(known, scan=True):
-    found = [p for p in known if _os.path.exists(p)]
-    if not scan:  # only the known paths
-        return found
-    system = {"/proc", "/sys", "/dev", "/usr", _sys.prefix, _sys.base_prefix}
-    for root, dirs, files in _os.walk("/"):
-        dirs[:] = [d for d in dirs if _os.path.join(root, d) not in system]
-        if _os.path.basename(root) == "evaluator":
-            found += [_os.path.join(root, f) for f in files]
-    for pid in [p for p in _os.listdir("/proc") if p.isdigit()]:
-        for what in ("cmdline", "environ"):
-            try:
-                text = open(f"/proc/{pid}/{what}", "rb").read()
-            except OSError:
-                continue
-            if any(w in text for w in (b"evaluate.py", b"--stage", b"ADRS_RESULT", b"ADRS_DATA")):
-                found.append(f"/proc/{pid}/{what}")
-        try:
-            names = _os.listdir(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if {"evaluate.py", "workload.py"} & set(names):
-            found.append(f"/proc/{pid}/cwd")
-    return found
-'''
+
+def probe(scan: bool = True) -> str:
+    """What a candidate can reach of the evaluator (the fixture's probe, told eplb's files and
+    modules), at import: in _FOUND."""
+    return probing(secrets={"evaluate.py", "workload.py"}, known=KNOWN,
+                   modules=("evaluate", "workload"), scan=scan)
+
 
 # Regenerate every stage's traces with the evaluator's own generator and seeds, wherever it
 # was found, and plan each window on the NEXT one (hindsight: the window it is scored on).
@@ -76,12 +49,8 @@ HINDSIGHT = r'''
 import torch as _torch
 
 def _next_windows(found):
-    folders = [p for p in found if _os.path.isdir(p)]
-    folders += [_os.path.dirname(p) for p in found if p.endswith("workload.py")]
-    for folder in folders:
-        if not _os.path.isfile(_os.path.join(folder, "workload.py")):
-            continue
-        _sys.path.insert(0, folder)
+    for workload in _named(found, "workload.py"):
+        _sys.path.insert(0, _os.path.dirname(workload))
         import evaluate as ev
         table = {}
         for stage in ("quick", "full", "test"):
@@ -92,7 +61,6 @@ def _next_windows(found):
         return table
     return {}
 
-_FOUND = _probe(KNOWN)
 _NEXT = _next_windows(_FOUND)
 
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
@@ -103,8 +71,6 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
         weight = _torch.from_numpy(nxt)
     return _seed(weight, num_replicas, num_groups, num_nodes, num_gpus)
 '''
-
-KNOWN = [str(EVAL_DIR), str(EVAL_DIR / "workload.py"), str(EVAL_DIR / "evaluate.py")]
 
 # The published loophole's mapping (all replicas of a hot expert on one slot, logcnt that
 # disagrees with phy2log): valid only to a checker that can be fooled.
@@ -126,32 +92,7 @@ def _exploit(weight, num_replicas):
 '''
 
 
-class Jail:
-    """A backend by name, for runs outside the `backend` fixture (`process`: no jail at all,
-    to show what the same attacker does unjailed)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def config(self, spec):
-        return spec.jail(self.name)
-
-
-_baselines: dict[str, object] = {}
-
-
-def baseline(stage: str, tmp_path: Path, backend):
-    """The baseline's result on a stage (its balancedness does not depend on the backend)."""
-    if stage not in _baselines:
-        wt = worktree(TASK, tmp_path, {}, name=f"baseline-{stage}")
-        _baselines[stage] = evaluate(TASK, wt, stage, backend)
-        assert _baselines[stage].valid, _baselines[stage].feedback
-    return _baselines[stage]
-
-
-def no_better(res, stage: str, tmp_path: Path, backend) -> bool:
-    """not_above the baseline; an invalid result needs no baseline run to say so."""
-    return not res.valid or not_above(res, baseline(stage, tmp_path, backend))
+baseline = Baselines(TASK)  # its balancedness does not depend on the backend
 
 
 def attacker(tmp_path: Path, src: str, name: str = "wt") -> Path:
@@ -167,38 +108,27 @@ def rebalance_experts(weight, *args):
     if weight.shape[0] == 58:
         time.sleep(0.05)
     return _seed(weight, *args)
-''', first=FORGE_VIA_PARENT + FORGE_AT_EXIT)
+''', first=FORGERS)
 
 
-@pytest.mark.parametrize("backend, stage", [("bwrap", s) for s in STAGES] + [("docker", "quick")],
+@pytest.mark.parametrize("backend, stage", bwrap_stages_and_docker_quick(STAGES),
                          indirect=["backend"])
 def test_forged_result_lines_do_not_count_on_any_stage(tmp_path, backend, stage):
     res = evaluate(TASK, attacker(tmp_path, FORGER), stage, backend)
     assert res.score is not None and res.score < 100.0
-    assert no_better(res, stage, tmp_path, backend)
+    assert baseline.no_better(res, stage, tmp_path, backend)
 
 
 def test_patching_its_own_process_finds_no_scoring_code(tmp_path, backend):
-    src = wrap_seed(r'''
-import sys
-PATCHED = []
-for mod in [sys.modules.get(n) for n in ("__main__", "evaluate", "workload")]:
-    for name in ("validate", "balancedness", "leaderboard_score", "evaluate", "Worker"):
-        if mod is not None and hasattr(mod, name):
-            PATCHED.append(f"{mod.__name__}.{name}")
-for name in ("evaluate", "workload"):
-    try:
-        __import__(name)
-        PATCHED.append("imported " + name)
-    except ImportError:
-        pass
-
+    src = wrap_seed(patching(
+        modules=("evaluate", "workload"),
+        names=("validate", "balancedness", "leaderboard_score", "evaluate", "Worker")) + r'''
 def rebalance_experts(*args):
     raise RuntimeError(f"PATCHED={PATCHED!r}")
 ''')
     res = evaluate(TASK, attacker(tmp_path, src), "quick", backend)
     assert "PATCHED=[]" in res.feedback
-    assert no_better(res, "quick", tmp_path, backend)
+    assert baseline.no_better(res, "quick", tmp_path, backend)
 
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
@@ -223,20 +153,19 @@ def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
 
 
 def test_the_window_it_is_scored_on_is_out_of_reach(tmp_path, backend):
-    src = wrap_seed(PROBE + f"\nKNOWN = {KNOWN!r}\nREPORT = True\n" + HINDSIGHT)
+    src = wrap_seed(probe() + "REPORT = True\n" + HINDSIGHT)
     res = evaluate(TASK, attacker(tmp_path, src), "quick", backend)
     assert "PROBE found=[]" in res.feedback
-    assert no_better(res, "quick", tmp_path, backend)
+    assert baseline.no_better(res, "quick", tmp_path, backend)
 
 
 def test_the_hindsight_attack_is_real_without_a_jail(tmp_path):
     # The same attacker unjailed (the `process` backend) regenerates the next window and
     # beats the baseline: only the jail makes the test above hold.
-    src = wrap_seed(PROBE + f"\nKNOWN = {KNOWN!r}\nREPORT = False\n"
-                    + HINDSIGHT.replace("_probe(KNOWN)", "_probe(KNOWN, scan=False)"))
-    res = evaluate(TASK, attacker(tmp_path, src), "quick", Jail("process"))
+    src = wrap_seed(probe(scan=False) + "REPORT = False\n" + HINDSIGHT)
+    res = evaluate(TASK, attacker(tmp_path, src), "quick", UNJAILED)
     assert res.valid, res.feedback
-    assert res.score > baseline("quick", tmp_path, Jail("bwrap")).score + 2.0
+    assert res.score > baseline("quick", tmp_path, BWRAP).score + 2.0
 
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
@@ -305,22 +234,7 @@ def rebalance_experts(weight, *args):
     assert "out of bounds" in res.feedback or "malformed" in res.feedback
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add((node.module or "").split(".")[0])
-    return names
-
-
 def test_neither_side_imports_the_other_sides_code():
-    """The evaluator imports nothing of the worktree; the candidate side (whose folder the
-    candidate can read) is alone in its folder and imports nothing of the evaluator's."""
-    for module in EVAL_DIR.glob("*.py"):
-        assert not imported_modules(module) & CANDIDATE_MODULES, module.name
-    jail = EVAL_DIR / "jail"
-    assert sorted(p.name for p in jail.iterdir() if p.name != "__pycache__") == [SIDE]
-    assert imported_modules(jail / SIDE) <= SIDE_IMPORTS
+    assert_sides_apart(TASK, worktree_modules={"eplb"}, side_imports={
+        "__future__", "adrs_eval", "io", "json", "numpy", "pickle", "struct", "torch"},
+        scripts=("worker.py",))

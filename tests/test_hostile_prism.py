@@ -17,25 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.evaluate import StageResult
-from tests.fixtures.hostile import (FORGE_AT_EXIT, FORGE_VIA_PARENT, TASKS, evaluate, not_above,
-                                    worktree)
+from tests.fixtures.hostile import (RAISE_FOUND, TASKS, Known, assert_sides_apart,
+                                    forged_result_line_tests, nested_reply_test, probing)
 
-TASK = "prism"
+PRISM = Known(
+    task="prism", path="placement.py",
+    # the baseline (the PRISM greedy) on every stage; identical to the previous evaluator's
+    baseline={"quick": 67.4744960559701, "full": 61.562384419824966, "test": 63.98539591604561,
+              "leaderboard": 60.817400988386495})
+TASK, BASELINE, BASE_SOURCE = PRISM.task, PRISM.baseline, PRISM.source
+score, with_baseline, no_better = PRISM.score, PRISM.with_baseline, PRISM.no_better
 EVALUATOR = TASKS / TASK / "evaluator"
-# The baseline (the PRISM greedy) on every stage; identical to the previous evaluator's.
-BASELINE = {"quick": 67.4744960559701, "full": 61.562384419824966, "test": 63.98539591604561,
-            "leaderboard": 60.817400988386495}
-BASE_SOURCE = (TASKS / TASK / "repo" / "placement.py").read_text()
-
-
-def candidate(tmp_path: Path, source: str) -> Path:
-    return worktree(TASK, tmp_path, {"placement.py": source})
-
-
-def with_baseline(attack: str) -> str:
-    """Attack code at import, then the baseline policy."""
-    return textwrap.dedent(attack) + "\n" + BASE_SOURCE
 
 
 def then(attack: str) -> str:
@@ -43,27 +35,11 @@ def then(attack: str) -> str:
     return BASE_SOURCE + "\n_greedy = compute_model_placement\n" + textwrap.dedent(attack)
 
 
-def score(tmp_path: Path, source: str, stage: str, backend) -> StageResult:
-    return evaluate(TASK, candidate(tmp_path, source), stage, backend)
-
-
-def no_better(result: StageResult, stage: str) -> bool:
-    return not_above(result, StageResult(stage, BASELINE[stage], True))
-
-
 # -- a. a forged result line ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage", sorted(BASELINE))
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_forged_result_line_is_never_the_score_on_any_stage(tmp_path, backend, stage):
-    result = score(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT), stage, backend)
-    assert no_better(result, stage), result.feedback
-    assert result.score != 1e9
-
-
-def test_a_forged_result_line_is_never_the_score_in_either_jail(tmp_path, backend):
-    result = score(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT), "quick", backend)
-    assert no_better(result, "quick")
+(test_a_forged_result_line_is_never_the_score_on_any_stage,
+ test_a_forged_result_line_is_never_the_score_in_either_jail) = forged_result_line_tests(
+    PRISM, stages=sorted(BASELINE))
 
 
 # -- b. patching the evaluator's scoring -------------------------------------------------------------
@@ -115,58 +91,12 @@ def test_mutating_the_model_objects_changes_nothing(tmp_path, backend):
 
 # -- c. the generator, the held-out seeds, the optima, the evaluator's files and process ----------------
 
-PROBE = f"""\
-    import glob, importlib, os, stat, sys
-
-    SECRETS = {{"evaluate.py", "cases.py", "optima.json", "child.py"}}
-    # the evaluator's argv and environment, and the held-out seeds (bwrap, the jail's pid 1,
-    # shows the host paths of its mounts in its own argv: where the jail folder lives, not
-    # what the evaluator holds)
-    MARKERS = (b"evaluate.py", b"--stage", b"ADRS_RESULT", b"ADRS_JAIL", b"550011", b"550_011")
-    EVALUATOR = {str(EVALUATOR)!r}
-    system = (sys.prefix, sys.base_prefix)
-    found = []
-
-    def readable(path):  # its bytes, or None; FIFOs (docker's /adrs/io pipes) are not read
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
-
-    skip = {{"/proc", "/sys", "/dev", "/usr", *system}}
-    for root, dirs, files in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
-        for name in files:
-            path = os.path.join(root, name)
-            data = readable(path)
-            if data is None:
-                continue
-            mine = path.startswith("/candidate/")  # this probe holds the markers itself
-            if name in SECRETS or "/evaluator" in path or \\
-                    (not mine and any(m in data for m in MARKERS[-2:])):
-                found.append(path)
-    for path in [EVALUATOR, *glob.glob(EVALUATOR + "/*"), "/work/main/tasks/{TASK}/evaluator"]:
-        if os.path.exists(path):
-            found.append(path)
-    for path in glob.glob("/proc/*/cmdline") + glob.glob("/proc/*/environ"):
-        data = readable(path) or b""
-        found += [f"{{path}}: {{m!r}}" for m in MARKERS if m in data]
-    for path in glob.glob("/proc/*/cwd/*"):
-        if os.path.basename(path) in SECRETS:
-            found.append(path)
-    for name in ("cases", "evaluate"):  # the generator and exact optimum, the seeds
-        module = sys.modules.get(name)
-        try:
-            module = module or importlib.import_module(name)
-        except ImportError:
-            continue
-        if not str(getattr(module, "__file__", "")).startswith(system):
-            found.append(f"import {{name}}: {{module}}")
-    raise RuntimeError("PROBE-FOUND: " + repr(found))
-"""
+PROBE = probing(
+    secrets={"evaluate.py", "cases.py", "optima.json", "child.py"},
+    known=[str(EVALUATOR), f"/work/main/tasks/{TASK}/evaluator"],
+    seeds=(b"550011", b"550_011"),  # the held-out cases' seed
+    modules=("cases", "evaluate"),  # the generator and exact optimum, the seeds
+) + RAISE_FOUND
 
 
 def test_the_policy_finds_no_generator_seed_optimum_or_evaluator_file(tmp_path, backend):
@@ -273,44 +203,14 @@ def test_ending_the_process_where_weak_scores_those_cases_zero(tmp_path, backend
     assert "the process ended during this case" in result.feedback
 
 
-NESTS_TOO_DEEP = """\
-    import os
-
-    # one reply line nested deeper than any JSON reader recurses, on the reply pipe
-    for _fd in range(3, 64):
-        try:
-            if os.readlink(f"/proc/self/fd/{_fd}").startswith("pipe:"):
-                os.write(_fd, b"[" * 100000 + b"\\n")
-        except OSError:
-            pass
-"""
-
-
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_reply_nested_too_deeply_is_refused_not_a_crash(tmp_path, backend):
-    result = score(tmp_path, with_baseline(NESTS_TOO_DEEP), "quick", backend)
-    assert not result.valid and "nested too deeply" in result.feedback, result.feedback
-
-
-def imported_modules(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add((node.module or "").split(".")[0])
-    return names
+test_a_reply_nested_too_deeply_is_refused_not_a_crash = nested_reply_test(PRISM)
 
 
 def test_neither_side_imports_the_other_sides_code():
-    """The evaluator imports nothing of the worktree; the candidate side (whose folder the
-    candidate can read) nothing of the evaluator folder: it has its own Model, field for field."""
-    assert "placement" not in imported_modules(EVALUATOR / "evaluate.py")
-    assert sorted(p.name for p in (EVALUATOR / "jail").iterdir() if p.name != "__pycache__") == [
-        "side.py"]
-    side_imports = imported_modules(EVALUATOR / "jail" / "side.py")
-    assert side_imports <= {"adrs_eval", "numpy", "operator", "random", "time", "traceback",
-                            "dataclasses"}
+    """The side imports nothing of the evaluator folder: it has its own Model, field for field
+    the evaluator's."""
+    assert_sides_apart(TASK, worktree_modules={"placement"}, side_imports={
+        "adrs_eval", "numpy", "operator", "random", "time", "traceback", "dataclasses"})
     assert model_fields(EVALUATOR / "jail" / "side.py") == model_fields(EVALUATOR / "cases.py")
 
 

@@ -8,54 +8,30 @@ like any other answer. Each attacker scores no better than the baseline.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-from fixtures.hostile import FORGE_AT_EXIT, FORGE_VIA_PARENT, TASKS, evaluate, not_above, worktree
+from tests.fixtures.hostile import (BWRAP, FORGERS, SHARED_DATA, TASKS, UNJAILED, Baselines,
+                                    assert_sides_apart, bwrap_stages_and_docker_quick, evaluate,
+                                    leaderboard_data, not_above, patching, probing, worktree)
 
 TASK = "telemetry-repair"
 EVAL_DIR = TASKS / TASK / "evaluator"
-CANDIDATE_MODULES = {"repair"}  # the worktree's modules
-SIDE = "side.py"
-SIDE_IMPORTS = {"adrs_eval", "math", "numbers", "time"}
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA / TASK
 STAGES = ["quick", "full", "test", "leaderboard"]
 BASELINE_SRC = (TASKS / TASK / "repo" / "repair.py").read_text()
 
-# What a candidate can reach of the evaluator: the known folders, every evaluator/ folder on
-# the file system (the system's read-only trees left out: they are the host's own), other
-# processes' arguments, environment and working folders.
-PROBE = r'''
-import os as _os
-import sys as _sys
+KNOWN = [str(EVAL_DIR), str(EVAL_DIR / "network.py"), str(DATA / "evaluation_data.csv"),
+         str(SHARED_DATA)]
 
-def _probe(known, scan=True):
-    found = [p for p in known if _os.path.exists(p)]
-    if not scan:  # only the known paths
-        return found
-    system = {"/proc", "/sys", "/dev", "/usr", _sys.prefix, _sys.base_prefix}
-    for root, dirs, files in _os.walk("/"):
-        dirs[:] = [d for d in dirs if _os.path.join(root, d) not in system]
-        if _os.path.basename(root) == "evaluator":
-            found += [_os.path.join(root, f) for f in files]
-    for pid in [p for p in _os.listdir("/proc") if p.isdigit()]:
-        for what in ("cmdline", "environ"):
-            try:
-                text = open(f"/proc/{pid}/{what}", "rb").read()
-            except OSError:
-                continue
-            if any(w in text for w in (b"evaluate.py", b"--stage", b"ADRS_RESULT", b"ADRS_DATA")):
-                found.append(f"/proc/{pid}/{what}")
-        try:
-            names = _os.listdir(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if {"evaluate.py", "network.py", "metric.py"} & set(names):
-            found.append(f"/proc/{pid}/cwd")
-    return found
-'''
+
+def probe(scan: bool = True) -> str:
+    """What a candidate can reach of the evaluator (the fixture's probe, told telemetry-repair's
+    files and modules), at import: in _FOUND."""
+    return probing(secrets={"evaluate.py", "network.py", "metric.py"}, known=KNOWN,
+                   modules=("metric", "network", "evaluate"), scan=scan)
+
 
 # Rebuild every stage's snapshots from the evaluator's own generator and seeds, wherever it
 # was found, and answer each snapshot with its ground truth (it would score 1.0).
@@ -64,11 +40,8 @@ import json as _json
 import re as _re
 
 def _truth_table(found):
-    folders = [p for p in found if _os.path.isdir(p)]
-    folders += [_os.path.dirname(p) for p in found if p.endswith("network.py")]
-    for folder in folders:
-        if not _os.path.isfile(_os.path.join(folder, "network.py")):
-            continue
+    for path in _named(found, "network.py"):
+        folder = _os.path.dirname(path)
         _sys.path.insert(0, folder)
         import network
         src = open(_os.path.join(folder, "evaluate.py")).read()
@@ -80,7 +53,6 @@ def _truth_table(found):
         return table
     return {}
 
-_FOUND = _probe(KNOWN)
 _TABLE = _truth_table(_FOUND)
 _base = run_repair
 
@@ -95,49 +67,22 @@ def run_repair(telemetry, topology):
                 "interface_status": ("up", t["interface_status"], 1.0)} for i, t in truth.items()}
 '''
 
-KNOWN = [str(EVAL_DIR), str(EVAL_DIR / "network.py"), str(DATA / TASK / "evaluation_data.csv"),
-         str(DATA)]
-
-
-class Jail:
-    """A backend by name, for runs outside the `backend` fixture (`process`: no jail at all,
-    to show what the same attacker does unjailed)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def config(self, spec):
-        return spec.jail(self.name)
-
-
-_baselines: dict[str, object] = {}
-
-
-def baseline(stage: str, tmp_path: Path, backend):
-    """The baseline's result on a stage (deterministic, so one jail backend serves all)."""
-    if stage not in _baselines:
-        wt = worktree(TASK, tmp_path, {}, name=f"baseline-{stage}")
-        _baselines[stage] = evaluate(TASK, wt, stage, backend, data=data_for(stage))
-        assert _baselines[stage].valid, _baselines[stage].feedback
-    return _baselines[stage]
-
 
 def data_for(stage: str) -> Path | None:
-    if stage != "leaderboard":
-        return None
-    if not (DATA / TASK / "evaluation_data.csv").is_file():
-        pytest.skip("needs ../shared/data/telemetry-repair/evaluation_data.csv")
-    return DATA / TASK
+    return leaderboard_data(stage, DATA, needs=DATA / "evaluation_data.csv")
+
+
+baseline = Baselines(TASK, data_for)  # deterministic, so one jail backend serves all
 
 
 def attacker(tmp_path: Path, src: str, name: str = "wt") -> Path:
     return worktree(TASK, tmp_path, {"repair.py": src}, name=name)
 
 
-@pytest.mark.parametrize("backend, stage", [("bwrap", s) for s in STAGES] + [("docker", "quick")],
+@pytest.mark.parametrize("backend, stage", bwrap_stages_and_docker_quick(STAGES),
                          indirect=["backend"])
 def test_forged_result_lines_do_not_count_on_any_stage(tmp_path, backend, stage):
-    wt = attacker(tmp_path, FORGE_VIA_PARENT + FORGE_AT_EXIT + BASELINE_SRC)
+    wt = attacker(tmp_path, FORGERS + BASELINE_SRC)
     res = evaluate(TASK, wt, stage, backend, data=data_for(stage))
     base = baseline(stage, tmp_path, backend)
     assert res.valid, res.feedback
@@ -149,22 +94,12 @@ def test_forged_result_lines_do_not_count_on_any_stage(tmp_path, backend, stage)
 def test_patching_its_own_process_reaches_no_scoring_code(tmp_path, backend):
     # The old child could reach the evaluator's modules by path; here it patches everything a
     # scorer could live in and reports which evaluator-side names it found.
-    src = BASELINE_SRC + r'''
-import math, sys
-PATCHED = []
-for mod in [sys.modules.get(n) for n in ("__main__", "metric", "network", "evaluate")]:
-    for name in ("score_snapshot", "score_published", "check_output", "run_candidate",
-                 "evaluate", "make_stage"):
-        if mod is not None and hasattr(mod, name):
-            setattr(mod, name, lambda *a, **k: {"combined": 1.0, "counter": 1.0})
-            PATCHED.append(f"{mod.__name__}.{name}")
-sys.path.insert(0, EVALUATOR_FOLDER)
-for name in ("metric", "network", "evaluate"):
-    try:
-        __import__(name)
-        PATCHED.append("imported " + name)
-    except ImportError:
-        pass
+    src = BASELINE_SRC + f"\nimport sys\nsys.path.insert(0, {str(EVAL_DIR)!r})\n" + patching(
+        modules=("metric", "network", "evaluate"),
+        names=("score_snapshot", "score_published", "check_output", "run_candidate", "evaluate",
+               "make_stage"),
+        value='lambda *a, **k: {"combined": 1.0, "counter": 1.0}') + r'''
+import math
 math.isfinite = lambda x: True
 _real = run_repair
 _calls = [0]
@@ -174,7 +109,7 @@ def run_repair(telemetry, topology):
     if _calls[0] == 1:
         raise RuntimeError(f"PATCHED={PATCHED!r}")
     return _real(telemetry, topology)
-'''.replace("EVALUATOR_FOLDER", repr(str(EVAL_DIR)))
+'''
     res = evaluate(TASK, attacker(tmp_path, src), "quick", backend)
     assert res.valid, res.feedback
     assert "PATCHED=[]" in res.feedback
@@ -198,7 +133,7 @@ sys.modules["__main__"].to_json = lambda result, ids: {
 
 
 def test_the_generator_and_seeds_are_out_of_reach(tmp_path, backend):
-    wt = attacker(tmp_path, BASELINE_SRC + PROBE + f"\nKNOWN = {KNOWN!r}\n" + REBUILD)
+    wt = attacker(tmp_path, BASELINE_SRC + probe() + REBUILD)
     res = evaluate(TASK, wt, "quick", backend)
     assert res.valid, res.feedback
     assert "PROBE found=[]" in res.feedback
@@ -209,12 +144,11 @@ def test_the_generator_and_seeds_are_out_of_reach(tmp_path, backend):
 def test_the_ground_truth_attack_is_real_without_a_jail(tmp_path):
     # The same attacker run unjailed (the `process` backend) rebuilds the truth: the test
     # above fails only because the jail hides the evaluator.
-    src = (BASELINE_SRC + PROBE + f"\nKNOWN = {KNOWN!r}\n"
-           + REBUILD.replace("_probe(KNOWN)", "_probe(KNOWN, scan=False)"))
-    res = evaluate(TASK, attacker(tmp_path, src), "test", Jail("process"))
+    src = BASELINE_SRC + probe(scan=False) + REBUILD
+    res = evaluate(TASK, attacker(tmp_path, src), "test", UNJAILED)
     assert res.valid, res.feedback
     assert res.score > 0.99
-    assert not not_above(res, baseline("test", tmp_path, Jail("bwrap")))
+    assert not not_above(res, baseline("test", tmp_path, BWRAP))
 
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
@@ -268,22 +202,6 @@ def run_repair(telemetry, topology):
     assert "'up' or 'down'" in res.feedback or "outside [0, 1]" in res.feedback
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add((node.module or "").split(".")[0])
-    return names
-
-
 def test_neither_side_imports_the_other_sides_code():
-    """The evaluator imports nothing of the worktree; the candidate side (whose folder the
-    candidate can read) is alone in its folder and imports nothing of the evaluator's."""
-    for module in EVAL_DIR.glob("*.py"):
-        assert not imported_modules(module) & CANDIDATE_MODULES, module.name
-    jail = EVAL_DIR / "jail"
-    assert sorted(p.name for p in jail.iterdir() if p.name != "__pycache__") == [SIDE]
-    assert imported_modules(jail / SIDE) <= SIDE_IMPORTS
+    assert_sides_apart(TASK, worktree_modules={"repair"},
+                       side_imports={"adrs_eval", "math", "numbers", "time"})

@@ -10,55 +10,30 @@ held-out seeds, or sends orders that lie about themselves.
 
 from __future__ import annotations
 
-import ast
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from sandbox.evaluate import StageResult
-from tests.fixtures.hostile import (FORGE_AT_EXIT, FORGE_VIA_PARENT, TASKS, evaluate, not_above,
-                                    worktree)
+from tests.fixtures.hostile import (RAISE_FOUND, SHARED_DATA, TASKS, Known, assert_sides_apart,
+                                    forged_result_line_tests, nested_reply_test,
+                                    onto_reply_pipes, probing)
 
-TASK = "txn-scheduling"
-SHARED_DATA = TASKS.parents[1] / "shared" / "data" / TASK
-DATA = SHARED_DATA if SHARED_DATA.is_dir() else None
-# The baseline (the published greedy) on every stage; identical to the previous evaluator's.
-BASELINE = {"quick": 7.739082365948039, "full": 13.422654965415695, "test": 14.48835433371516,
-            "leaderboard": 41.86467526589726}
-BASE_SOURCE = (TASKS / TASK / "repo" / "scheduler.py").read_text()
-
-
-def candidate(tmp_path: Path, source: str, **files: str) -> Path:
-    return worktree(TASK, tmp_path, {"scheduler.py": source, **files})
-
-
-def with_baseline(attack: str) -> str:
-    """Attack code at import, then the baseline scheduler."""
-    return textwrap.dedent(attack) + "\n" + BASE_SOURCE
-
-
-def score(tmp_path: Path, source: str, stage: str, backend, **files: str) -> StageResult:
-    return evaluate(TASK, candidate(tmp_path, source, **files), stage, backend, data=DATA)
-
-
-def no_better(result: StageResult, stage: str) -> bool:
-    return not_above(result, StageResult(stage, BASELINE[stage], True))
+TXN_SCHEDULING = Known(
+    task="txn-scheduling", path="scheduler.py",
+    # the baseline (the published greedy) on every stage; identical to the previous evaluator's
+    baseline={"quick": 7.739082365948039, "full": 13.422654965415695, "test": 14.48835433371516,
+              "leaderboard": 41.86467526589726},
+    data=SHARED_DATA / "txn-scheduling" if (SHARED_DATA / "txn-scheduling").is_dir() else None)
+TASK, BASELINE, BASE_SOURCE = TXN_SCHEDULING.task, TXN_SCHEDULING.baseline, TXN_SCHEDULING.source
+score, with_baseline = TXN_SCHEDULING.score, TXN_SCHEDULING.with_baseline
+no_better = TXN_SCHEDULING.no_better
 
 
 # -- a. a forged result line ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage", sorted(BASELINE))
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_forged_result_line_is_never_the_score_on_any_stage(tmp_path, backend, stage):
-    result = score(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT), stage, backend)
-    assert no_better(result, stage), result.feedback
-    assert result.score != 1e9
-
-
-def test_a_forged_result_line_is_never_the_score_in_either_jail(tmp_path, backend):
-    result = score(tmp_path, with_baseline(FORGE_VIA_PARENT + FORGE_AT_EXIT), "quick", backend)
-    assert no_better(result, "quick")
+(test_a_forged_result_line_is_never_the_score_on_any_stage,
+ test_a_forged_result_line_is_never_the_score_in_either_jail) = forged_result_line_tests(
+    TXN_SCHEDULING, stages=sorted(BASELINE))
 
 
 # -- b. patching the simulator and the evaluator in the scheduler's process ------------------------
@@ -125,61 +100,17 @@ def test_a_lying_simulator_in_the_worktree_is_used_by_nobody(tmp_path, backend, 
 
 # -- c. the generator, the held-out seeds, the evaluator's files and process ----------------------------
 
-PROBE = f"""\
-    import glob, importlib, os, stat, sys
-
-    SECRETS = {{"evaluate.py", "generate.py", "child.py"}}
-    # the evaluator's argv and environment, and the held-out seeds (bwrap, the jail's pid 1,
-    # shows the host paths of its mounts in its own argv: where the jail folder lives, not
-    # what the evaluator holds)
-    MARKERS = (b"evaluate.py", b"--stage", b"ADRS_RESULT", b"ADRS_JAIL", b"880301", b"880_301")
-    EVALUATOR = {str(TASKS / TASK / "evaluator")!r}
-    system = (sys.prefix, sys.base_prefix)
-    found = []
-
-    def readable(path):  # its bytes, or None; FIFOs (docker's /adrs/io pipes) are not read
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
-
-    skip = {{"/proc", "/sys", "/dev", "/usr", *system}}
-    for root, dirs, files in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
-        for name in files:
-            path = os.path.join(root, name)
-            data = readable(path)
-            if data is None:
-                continue
-            mine = path.startswith("/candidate/")  # this probe holds the markers itself
-            if name in SECRETS or "/evaluator" in path or \\
-                    (not mine and any(m in data for m in MARKERS[-2:])):
-                found.append(path)
-    for path in [EVALUATOR, *glob.glob(EVALUATOR + "/*"), "/work/main/tasks/{TASK}/evaluator"]:
-        if os.path.exists(path):
-            found.append(path)
-    for path in glob.glob("/proc/*/cmdline") + glob.glob("/proc/*/environ"):
-        data = readable(path) or b""
-        found += [f"{{path}}: {{m!r}}" for m in MARKERS if m in data]
-    for path in glob.glob("/proc/*/cwd/*"):
-        if os.path.basename(path) in SECRETS:
-            found.append(path)
-    job = sorted(os.listdir(os.environ["ADRS_JOB"]))
-    if job != ["data", "txn_simulator.py", "workloads.py"]:
-        found.append(f"job folder: {{job}}")
-    for name in ("generate", "evaluate"):
-        module = sys.modules.get(name)
-        try:
-            module = module or importlib.import_module(name)
-        except ImportError:
-            continue
-        if not str(getattr(module, "__file__", "")).startswith(system):
-            found.append(f"import {{name}}: {{module}}")
-    raise RuntimeError("PROBE-FOUND: " + repr(found))
-"""
+PROBE = probing(
+    secrets={"evaluate.py", "generate.py", "child.py"},
+    known=[str(TASKS / TASK / "evaluator"), f"/work/main/tasks/{TASK}/evaluator"],
+    seeds=(b"880301", b"880_301"),  # the held-out workloads' seed
+    modules=("generate", "evaluate"),
+) + """
+# the job folder holds the simulator and this stage's workloads, nothing more
+job = sorted(_os.listdir(_os.environ["ADRS_JOB"]))
+if job != ["data", "txn_simulator.py", "workloads.py"]:
+    _FOUND.append(f"job folder: {job}")
+""" + RAISE_FOUND
 
 
 def test_the_scheduler_finds_no_generator_seed_or_evaluator_file(tmp_path, backend):
@@ -234,22 +165,13 @@ def test_entries_that_are_not_plain_ints_in_json_are_refused(tmp_path, backend):
     assert not result.valid and "not an int" in result.feedback, result.feedback
 
 
-FORGES_MESSAGES = """\
-    import os
-
-    # results of its own on the reply pipe, ahead of the real ones: reversed orders everywhere,
-    # a claimed makespan of 0, then garbage
-    lines = [b'{"imported": 0}']
-    lines += [b'{"i": %d, "order": %s, "t": "fast", "makespan": 0}' % (i, str(list(range(99, -1, -1))).encode())
-              for i in range(6)]
-    lines += [b'{"i": 0, "order": [0]}', b"not json"]
-    for _fd in range(3, 64):
-        try:
-            if os.readlink(f"/proc/self/fd/{_fd}").startswith("pipe:"):
-                os.write(_fd, b"\\n".join(lines) + b"\\n")
-        except OSError:
-            pass
-"""
+# results of its own on the reply pipe, ahead of the real ones: reversed orders everywhere, a
+# claimed makespan of 0, then garbage
+REVERSED_ORDER = str(list(range(99, -1, -1))).encode()
+FORGES_MESSAGES = onto_reply_pipes(repr(b"\n".join(
+    [b'{"imported": 0}']
+    + [b'{"i": %d, "order": %s, "t": "fast", "makespan": 0}' % (i, REVERSED_ORDER) for i in range(6)]
+    + [b'{"i": 0, "order": [0]}', b"not json"]) + b"\n"))
 
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
@@ -258,42 +180,11 @@ def test_results_forged_on_the_pipe_are_only_answers_and_get_checked(tmp_path, b
     assert no_better(result, "quick"), result.feedback
 
 
-NESTS_TOO_DEEP = """\
-    import os
-
-    # one reply line nested deeper than any JSON reader recurses, on the reply pipe
-    for _fd in range(3, 64):
-        try:
-            if os.readlink(f"/proc/self/fd/{_fd}").startswith("pipe:"):
-                os.write(_fd, b"[" * 100000 + b"\\n")
-        except OSError:
-            pass
-"""
-
-
-@pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
-def test_a_reply_nested_too_deeply_is_refused_not_a_crash(tmp_path, backend):
-    result = score(tmp_path, with_baseline(NESTS_TOO_DEEP), "quick", backend)
-    assert not result.valid and "nested too deeply" in result.feedback, result.feedback
-
-
-def imported_modules(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add((node.module or "").split(".")[0])
-    return names
+test_a_reply_nested_too_deeply_is_refused_not_a_crash = nested_reply_test(TXN_SCHEDULING)
 
 
 def test_neither_side_imports_the_other_sides_code():
-    """The evaluator imports nothing of the worktree (its simulator is runtime/'s); the
-    candidate side (whose folder the candidate can read) nothing of the evaluator folder."""
-    evaluator = TASKS / TASK / "evaluator"
-    assert "scheduler" not in imported_modules(evaluator / "evaluate.py")
-    assert sorted(p.name for p in (evaluator / "jail").iterdir() if p.name != "__pycache__") == [
-        "side.py"]
-    assert imported_modules(evaluator / "jail" / "side.py") <= {
+    # the evaluator's simulator is runtime/'s; the side's comes in the job folder
+    assert_sides_apart(TASK, worktree_modules={"scheduler"}, side_imports={
         "adrs_eval", "numpy", "operator", "os", "random", "sys", "time", "traceback",
-        "txn_simulator", "workloads"}
+        "txn_simulator", "workloads"})

@@ -45,7 +45,6 @@ class Packing:
     remaining: np.ndarray = field(init=False)
     assign: np.ndarray = field(init=False)
     nbins: int = 0
-    last: tuple[int, float] = (-1, 0.0)  # the previous decision as applied: (bin, remaining)
 
     def __post_init__(self) -> None:
         n = len(self.inst.items)
@@ -68,7 +67,6 @@ class Packing:
         if ans == -1 or ans == nbins:
             self.remaining[nbins] = self.inst.capacity - item
             self.assign[i] = nbins
-            self.last = (nbins, float(self.remaining[nbins]))
             self.nbins += 1
         elif 0 <= ans < nbins:
             if self.remaining[ans] < item - FIT_TOL:
@@ -77,7 +75,6 @@ class Packing:
                     f"(remaining {self.remaining[ans]:g} < item {item:g}) ({self.where(i)})")
             self.remaining[ans] -= item
             self.assign[i] = ans
-            self.last = (ans, float(self.remaining[ans]))
         else:
             raise PackingError(f"bin index {ans} out of range: valid are 0..{nbins - 1} or "
                                f"{nbins}/-1 for a new bin ({self.where(i)})")
@@ -112,22 +109,29 @@ def left(deadline: float) -> float:
 def pack_all(cand, packings: list[Packing], deadline: float) -> dict[int, str]:
     """Run every instance's online loop in lockstep; return the failed instances' reasons.
 
-    One message per item index carries item #i of every instance still packing (and the
-    previous decision as applied here), one reply a bin index for each: no instance ever
-    sees an item before its previous one is placed here. An instance whose answer is invalid
-    stops there while the others go on, so the failure reported is the one of the first
-    instance in stage order, as when instances ran one after another. A reply that breaks
-    the protocol ends the stage (PackingError).
+    One message per item index carries item #i of every instance still packing (with its
+    capacity on the first item), one reply a bin index for each: no instance ever sees an
+    item before it has answered for the previous one. The candidate side applies its own
+    answers to its copy of the bins; this evaluator applies them to its own, validating
+    each, while the policy works on the next item (so the two processes work at once, not
+    in turn). An instance whose answer is invalid stops there (its answer to the item sent
+    meanwhile is ignored) while the others go on, so the failure reported is the one of the
+    first instance in stage order, as when instances ran one after another. A reply that
+    breaks the protocol ends the stage (PackingError).
     """
     failed: dict[int, str] = {}
     longest = max(len(p.inst.items) for p in packings)
+    pending = None  # the last reply, not validated yet: (item index, instances, answers)
     for i in range(longest):
         active = [k for k, p in enumerate(packings) if k not in failed and i < len(p.inst.items)]
         if not active:
             break
-        step = [[k, float(packings[k].inst.items[i]), *packings[k].last] for k in active]
+        step = [[k, float(packings[k].inst.items[i])] if i else
+                [k, float(packings[k].inst.items[i]), packings[k].inst.capacity] for k in active]
         try:
             cand.send(step, timeout=left(deadline))
+            if pending is not None:
+                validate(packings, failed, *pending)
             reply = cand.recv(timeout=left(deadline))
         except CandidateTimeout:
             raise PackingError(f"too slow: time budget exhausted during item #{i} "
@@ -135,12 +139,22 @@ def pack_all(cand, packings: list[Packing], deadline: float) -> dict[int, str]:
         if not isinstance(reply, list) or len(reply) != len(active):
             raise PackingError(f"the policy process answered item #{i} with "
                                f"{str(reply)[:200]!r}, not one bin index per instance")
-        for k, ans in zip(active, reply):
-            try:
-                packings[k].place(i, ans)
-            except PackingError as exc:
-                failed[k] = str(exc)
+        pending = (i, active, reply)
+    if pending is not None:
+        validate(packings, failed, *pending)
     return failed
+
+
+def validate(packings: list[Packing], failed: dict[int, str], i: int, active: list[int],
+             reply: list) -> None:
+    """Apply the answers for item #i; an invalid one stops its instance."""
+    for k, ans in zip(active, reply):
+        if k in failed:  # failed on the previous item: this answer came after
+            continue
+        try:
+            packings[k].place(i, ans)
+        except PackingError as exc:
+            failed[k] = str(exc)
 
 
 def check_hello(hello) -> None:

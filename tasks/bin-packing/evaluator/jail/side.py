@@ -3,14 +3,15 @@
 It imports ``binpack.policy`` and answers the evaluator's lockstep steps. Protocol:
 
 - after the import it sends {"ready": true} or {"import_error": text};
-- then, per item index, the evaluator sends [[k, item, bin, value], ...]: for every instance
-  k still packing, the next item, and the previous decision as the evaluator applied it
-  (open bin ``bin`` now has remaining ``value``; bin = -1 on an instance's first item). This
-  script keeps its own copy of each instance's remaining capacities from those updates and
-  replies with one answer per entry: a plain int bin index, {"why": text} when choose_bin
-  returned something that is not an int, or {"raised": text, "tb": text}.
+- then, per item index, the evaluator sends [[k, item], ...] (with the bin capacity as a third
+  field on an instance's first item): for every instance k still packing, its next item. This
+  script keeps its own copy of each instance's remaining capacities, applying its own answers
+  as the evaluator does, and replies with one answer per entry: a plain int bin index,
+  {"why": text} when choose_bin returned something that is not an int, or {"raised": text,
+  "tb": text}.
 
-Nothing here is trusted: the evaluator keeps the authoritative bins and validates every answer.
+Nothing here is trusted: the evaluator keeps the authoritative bins and validates every answer
+(an instance whose answer it refuses stops there, so this copy never needs correcting).
 """
 
 import operator
@@ -25,16 +26,22 @@ REPR_CHARS = 200  # how much of a bad answer's repr the feedback quotes
 class Bins:
     """Remaining capacities of one instance's open bins, in opening order."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: float) -> None:
+        self.capacity = capacity
         self.buf = np.empty(64, dtype=np.float64)
         self.n = 0
 
-    def update(self, idx: int, value: float) -> None:
-        if idx == self.n:  # a new bin
+    def apply(self, ans, item: float) -> None:
+        """Place item as the evaluator will (an answer it refuses ends the instance there)."""
+        if type(ans) is not int:
+            return
+        if ans == -1 or ans == self.n:  # a new bin
             if self.n == len(self.buf):
                 self.buf = np.concatenate([self.buf, np.empty(len(self.buf), dtype=np.float64)])
+            self.buf[self.n] = self.capacity - item
             self.n += 1
-        self.buf[idx] = value
+        elif 0 <= ans < self.n:
+            self.buf[ans] -= item
 
     def view(self) -> np.ndarray:
         return self.buf[:self.n].copy()
@@ -77,13 +84,14 @@ def main() -> None:
     bins: dict[int, Bins] = {}
     for step in chan:
         answers = []
-        for k, item, idx, value in step:
+        for entry in step:
+            k, item = entry[0], entry[1]
             own = bins.get(k)
-            if own is None:  # the instance's first item
-                own = bins[k] = Bins()
-            if idx >= 0:
-                own.update(idx, value)
-            answers.append(answer(choose_bin, item, own.view()))
+            if own is None:  # the instance's first item comes with its capacity
+                own = bins[k] = Bins(entry[2])
+            ans = answer(choose_bin, item, own.view())
+            own.apply(ans, item)
+            answers.append(ans)
         chan.send(answers)
 
 
