@@ -6,11 +6,9 @@ integrity issue; each candidate here really tries to climb it. The nine tasks' o
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox import run as sandbox_run
 from sandbox import cgroup
-from sandbox.jail import Jail, JailConfig, Mount
+from sandbox.jail import Jail, Mount
 from sandbox.run import RunResult, allowed_env, run
 
 PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
