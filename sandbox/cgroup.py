@@ -75,6 +75,8 @@ def controllers() -> Controllers:
                 if path.is_dir() and _writable_dir(path):
                     found[ctrl] = path
     if "memory" in found:
+        for parent in {found["memory"], found.get("pids")} - {None}:
+            sweep(parent)
         return Controllers(found["memory"], found.get("pids"), False)
     for point, kind, _ in mounts:
         if kind == "cgroup2" and "" in own:
@@ -94,6 +96,17 @@ def available() -> tuple[bool, str]:
     if c.memory is None:
         return False, c.why_not
     return True, f"cgroup {'v2' if c.v2 else 'v1'} at {c.memory}"
+
+
+def sweep(parent: Path) -> None:
+    """Remove empty cgroups that a killed harness process left behind (adrs-<its pid>-N)."""
+    for d in parent.glob("adrs-*-*"):
+        pid = d.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                d.rmdir()  # only succeeds when no process is left in it
+            except OSError:
+                pass  # still busy, or removed by another sweep meanwhile
 
 
 class Cgroup:

@@ -384,3 +384,24 @@ def test_jail_memory_cap(tmp_path, backend):
     (wt / "hogs.py").write_text(FORK_HOGS)
     res = jailed(backend, wt, "python3 hogs.py || python hogs.py", memory_mb=512)
     assert "all children survived" not in res.stdout
+
+
+@needs_cgroup
+def test_cgroups_a_killed_harness_left_behind_are_swept():
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: the "harness" that died without cleaning up
+    parent = cgroup.controllers().memory
+    left = parent / f"adrs-{dead.pid}-0"
+    left.mkdir()
+    busy = parent / f"adrs-{os.getpid()}-999"  # a live process's cgroup is not touched
+    busy.mkdir()
+    try:
+        cgroup.controllers.cache_clear()
+        assert cgroup.available()[0]
+        assert not left.exists() and busy.exists()
+    finally:
+        busy.rmdir()
+        if left.exists():
+            left.rmdir()
