@@ -57,7 +57,6 @@ class Candidate:
         self.stderr = Bounded(head=16 * 1024, tail=64 * 1024)
         self._buf = bytearray()
         self._drain = None
-        self.started_at = 0.0
 
     # -- life -------------------------------------------------------------------------------------
     def start(self) -> "Candidate":
@@ -71,7 +70,6 @@ class Candidate:
             env["ADRS_JOB"] = jail.path(self.job)
         argv = [sys.executable, "-I", jail.path(KIT / "launch.py"), jail.path(self.entry),
                 *self.args]
-        self.started_at = time.monotonic()
         self.proc = jail.spawn(argv, env, stdin=True)
         os.set_blocking(self.proc.stdout, False)
         os.set_blocking(self.proc.stdin, False)
@@ -99,9 +97,6 @@ class Candidate:
         if self.proc is not None:
             self.proc.kill()
 
-    def exit_code(self, timeout: float = 0.0) -> int | None:
-        return self.proc.wait(timeout) if self.proc is not None else None
-
     def stderr_tail(self, n: int = 1500) -> str:
         return self.stderr.last(n)
 
@@ -120,7 +115,7 @@ class Candidate:
                 pass
             except BrokenPipeError:
                 raise self._exited("stopped reading its input") from None
-            if not select.select([], [self.proc.stdin], [], self._left(deadline, "read its input"))[1]:
+            if not select.select([], [self.proc.stdin], [], self._left(deadline))[1]:
                 raise self._timeout("read its input", timeout)
 
     def recv(self, timeout: float | None = None):
@@ -162,8 +157,8 @@ class Candidate:
     def _fill(self, deadline: float | None, timeout: float | None) -> None:
         # select first: a docker FIFO reads as end of file until the container's shell opens
         # it, but select() waits for that
-        if not self._poll.poll(None if deadline is None else
-                               max(0, int((deadline - time.monotonic()) * 1000))):
+        left = self._left(deadline)
+        if not self._poll.poll(None if left is None else int(left * 1000)):
             raise self._timeout("answer", timeout)
         try:
             chunk = os.read(self.proc.stdout, 1 << 20)
@@ -173,7 +168,7 @@ class Candidate:
             raise self._exited("exited without answering")
         self._buf += chunk
 
-    def _left(self, deadline: float | None, what: str) -> float | None:
+    def _left(self, deadline: float | None) -> float | None:
         if deadline is None:
             return None
         return max(0.0, deadline - time.monotonic())

@@ -399,8 +399,7 @@ class Solver:
         """The agent's shell command, in a jail that sees its worktree (writable, at
         /candidate) and the system, and nothing of the session, evaluator or host."""
         jail = Jail(dataclasses.replace(self.jail, network=False, wall_s=timeout_s),
-                    [Mount(str(state.worktree), "/candidate", writable=True)],
-                    workdir="/candidate" if self.jail.backend != "process" else str(state.worktree))
+                    [Mount(str(state.worktree), "/candidate", writable=True)], workdir="/candidate")
         res = sandbox_run.run(["bash", "-c", command], state.worktree, timeout_s=timeout_s,
                               memory_mb=self.spec.memory_mb, network=False, jail=jail)
         out = (res.stdout + ("\n[stderr]\n" + res.stderr if res.stderr else "")).strip()

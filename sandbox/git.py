@@ -105,20 +105,10 @@ def init_repo(repo: Path, source: str, ref: str | None = None) -> str:
     return head(repo)
 
 
-def _git_dirs(repo: Path) -> tuple[Path, str]:
-    """(the repo's git dir, the content of HEAD) of a session repo (never of a worktree)."""
-    gitdir = repo / ".git"
-    return gitdir, (gitdir / "HEAD").read_text().strip()
-
-
 def head(repo: Path) -> str:
     """The commit at HEAD of a repo, read from git's files where that is plain (no process)."""
-    try:
-        common, ref = _git_dirs(repo)
-        sha = (common / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
-    except OSError:
-        return git(["rev-parse", "HEAD"], cwd=repo).strip()  # a packed ref
-    return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else git(["rev-parse", "HEAD"], cwd=repo).strip()
+    gitdir = repo / ".git"
+    return Worktree(repo, gitdir, gitdir).head()
 
 
 class Worktree:
@@ -133,10 +123,10 @@ class Worktree:
                    cwd=self.path, input=input, check=check)
 
     def head(self) -> str:
-        ref = (self.gitdir / "HEAD").read_text().strip()
         try:
+            ref = (self.gitdir / "HEAD").read_text().strip()
             sha = (self.common / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
-        except OSError:
+        except OSError:  # a packed ref
             sha = ""
         return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else self.git(["rev-parse", "HEAD"]).strip()
 

@@ -209,7 +209,7 @@ class Jail:
         full_env = {**base_env(), **(env or {})}
         if self.config.backend == "bwrap":
             jail = _bwrap_prefix(self.config, self.mounts, self.workdir, full_env)
-            return _spawn_popen([*prefix, *jail, *argv], {}, None, stdin)
+            return popen([*prefix, *jail, *argv], {}, None, stdin, signal_codes=True)
         if self.config.backend == "docker":
             return _spawn_docker(self, argv, full_env, stdin)
         if self.config.backend == "process":
@@ -279,15 +279,11 @@ def _bwrap_optional() -> tuple[str, ...]:
 
 
 class _PopenProc(Proc):
-    def __init__(self, popen: subprocess.Popen, cleanup: str | None):
-        self.popen, self._cleanup = popen, cleanup
+    def __init__(self, popen: subprocess.Popen, cleanup: str | None, signal_codes: bool):
+        self.popen, self._cleanup, self._signal_codes = popen, cleanup, signal_codes
         self.stdin = popen.stdin.fileno() if popen.stdin else None
         self.stdout = popen.stdout.fileno()
         self.stderr = popen.stderr.fileno()
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
 
     def pidfd(self) -> int | None:
         return _pidfd(self.popen.pid)
@@ -297,7 +293,7 @@ class _PopenProc(Proc):
             code = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
-        if 128 < code < 128 + 65:  # bwrap and shells report "killed by N" as 128+N
+        if self._signal_codes and 128 < code < 128 + 65:  # bwrap says "killed by N" as 128+N
             code = 128 - code
         return code
 
@@ -320,23 +316,26 @@ class _PopenProc(Proc):
             shutil.rmtree(self._cleanup, ignore_errors=True)
 
 
-def _spawn_popen(argv: list[str], env: dict[str, str], cwd: str | None, stdin: bool,
-                 cleanup: str | None = None) -> Proc:
+def popen(argv: list[str], env: dict[str, str], cwd: str | Path | None, stdin: bool = False,
+          cleanup: str | None = None, signal_codes: bool = False) -> Proc:
+    """A child process in its own session, with pipes: jails are started through it, and so
+    is a trusted command (an evaluator) that needs no jail."""
     try:
-        popen = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
+        child = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
         raise JailError(f"could not start {argv[0]!r}: {e}") from e
-    return _PopenProc(popen, cleanup)
+    return _PopenProc(child, cleanup, signal_codes)
 
 
 def _spawn_process(jail: Jail, argv: list[str], env: dict[str, str], stdin: bool) -> Proc:
-    """No jail: a plain child process; /tmp and HOME are a private folder."""
+    """No jail: a plain child process; /tmp and HOME are a private folder, and the workdir is
+    the host folder mounted there (the paths a jail would see are the host's)."""
     tmp = tempfile.mkdtemp(prefix="adrs-unjailed-")
     env = {k: (tmp if v == "/tmp" else v) for k, v in env.items()}
-    cwd = tmp if jail.workdir == "/tmp" else jail.workdir
-    return _spawn_popen(argv, env, cwd, stdin, cleanup=tmp)
+    cwd = next((m.host for m in jail.mounts if m.inside == jail.workdir), jail.workdir)
+    return popen(argv, env, tmp if cwd == "/tmp" else cwd, stdin, cleanup=tmp)
 
 
 # -- docker ---------------------------------------------------------------------------------------

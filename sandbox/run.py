@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sandbox.capture import Bounded, drain
 from sandbox.cgroup import Cgroup
-from sandbox.jail import Jail, JailError, _pidfd
+from sandbox.jail import Jail, JailError, popen
 
 ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "VIRTUAL_ENV",
                "ADRS_SANDBOX")
@@ -118,7 +118,7 @@ def run(
                 full_env = {**base, "HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1",
                             **(extra_env or {})}
                 netns = list(netns_prefix()) if not network else []
-                proc = _start(joins + netns + limits + argv, cwd, full_env)
+                proc = popen(joins + netns + limits + argv, full_env, cwd)
         except (JailError, OSError) as e:
             if cgroup:
                 cgroup.close()
@@ -148,42 +148,6 @@ def run(
         reason = _signal_reason(returncode)
     return RunResult(returncode, out.text(), err.text(), timed_out, wall, reason, oom,
                      out.dropped + err.dropped)
-
-
-class _Trusted:
-    """A trusted child process (the Proc interface of sandbox.jail, without a jail)."""
-
-    def __init__(self, popen: subprocess.Popen):
-        self.popen = popen
-        self.stdout, self.stderr = popen.stdout.fileno(), popen.stderr.fileno()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def pidfd(self) -> int | None:
-        return _pidfd(self.popen.pid)
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is already gone
-
-    def close(self) -> None:
-        self.kill()
-        self.popen.wait()
-        self.popen.stdout.close()
-        self.popen.stderr.close()
-
-
-def _start(argv: list[str], cwd: str | Path, env: dict[str, str]) -> _Trusted:
-    popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
-    return _Trusted(popen)
 
 
 def _signal_reason(returncode: int | None) -> str:
