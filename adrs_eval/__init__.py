@@ -3,7 +3,9 @@
 - `emit(result)`: hand the one result object to the harness. It goes to the file named by
   ADRS_RESULT (a place no candidate process can see) and, for people running the evaluator
   by hand, to stdout as the last line.
-- `invalid(reason)`, `tb_tail(exc)`: the usual shapes.
+- `result(score, ...)`, `invalid(reason)`, `tb_tail(exc)`: the usual shapes.
+- `adrs_eval.cli`: the standard arguments (--stage, --candidate, --data, --time-limit-s) and
+  `run(evaluate)`, which always emits exactly one result, even when the task's code raises.
 - `adrs_eval.candidate.Candidate`: run candidate code in a jail of its own and talk to it
   over a pipe (evaluator side).
 - `adrs_eval.side`: the other end of that pipe, for the task's script inside the jail.
@@ -21,6 +23,16 @@ import sys
 import traceback
 
 RESULT_ENV = "ADRS_RESULT"
+
+
+def result(score: float, *, metrics: dict | None = None, feedback: str = "",
+           artifacts: dict | None = None, instances: dict | None = None) -> dict:
+    """A valid result; `instances` (per-instance scores, for paired comparisons) only if given."""
+    out = {"score": float(score), "valid": True, "metrics": metrics or {}, "feedback": feedback,
+           "artifacts": artifacts or {}}
+    if instances is not None:
+        out["instances"] = instances
+    return out
 
 
 def invalid(reason: str, metrics: dict | None = None, artifacts: dict | None = None) -> dict:

@@ -59,7 +59,7 @@ class Candidate:
         self._drain = None
 
     # -- life -------------------------------------------------------------------------------------
-    def start(self) -> "Candidate":
+    def start(self) -> Candidate:
         mounts = [Mount(self.worktree, "/candidate"), Mount(str(KIT), "/adrs/kit/adrs_eval"),
                   Mount(str(self.entry.parent), "/adrs/task")]
         if self.job:
@@ -78,7 +78,7 @@ class Candidate:
         self._drain = drain_in_thread(self.proc.stderr, self.stderr)
         return self
 
-    def __enter__(self) -> "Candidate":
+    def __enter__(self) -> Candidate:
         return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:

@@ -7,16 +7,13 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
-import pydantic
-
-from agent.config import SESSIONS_DIR, RunConfig
+from agent import config
+from agent.config import SESSIONS_DIR, ConfigError, RunConfig
 from agent.models import ModelSpecError, check_files, default_model, parse_specs, untrusted
 from agent.models.base import ModelAuthError
 from agent.session import Session, SessionError
@@ -37,8 +34,19 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-FLAGS = {"budget": "--budget", "workers": "--workers", "max_episodes": "--max-episodes",
-         "wall_s": "--wall-s", "max_cost_usd": "--max-cost", "seed": "--seed"}
+# solve's options -> the run settings they set; only the options given on the command line
+# count, so that they win over --config and lose to --set
+SETTING_OF = {"task_dir": "task_dir", "model": "models", "bandit": "bandit",
+              "max_cost": "max_cost_usd", "budget": "budget", "workers": "workers",
+              "max_episodes": "max_episodes", "wall_s": "wall_s", "seed": "seed",
+              "data": "data_dir", "no_test": "test_at_end", "sandbox": "sandbox",
+              "unsafe_no_sandbox": "unsafe_no_sandbox"}
+CONFIG_HELP = ("A TOML file of run settings: any of agent/config.py's RunConfig, nested ones as "
+               "TOML tables (search, provider, ...). Options given and --set win over it.")
+SET_HELP = ("KEY=VALUE: one run setting, dotted for nested ones (search.islands=5, "
+            "provider.max_tokens=8000); the value is read as TOML where it parses, else as "
+            "text. Repeatable; wins over --config and the other options.")
+NO_TUI_HELP = "Ignored: progress lines are printed either way (kept for scripts that pass it)."
 SANDBOX_HELP = ("Jail for candidate code and the agents' commands: auto (the task's choice, else "
                 "bwrap where it works), bwrap, docker (DOCKER_HOST or the local engine) or "
                 "process (no jail).")
@@ -46,13 +54,14 @@ UNSAFE_HELP = ("Run code an LLM or a script wrote without a jail when none is av
                "can then read your API keys and files and use the network.")
 
 
-def config_error(e: pydantic.ValidationError) -> str:
-    """One line per bad option, in the flags' own words."""
-    parts = []
-    for err in e.errors():
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        parts.append(f"{FLAGS.get(name, name)} {err.get('input')!r}: {err['msg'].lower()}")
-    return "; ".join(parts)
+def given_settings(ctx: typer.Context, values: dict) -> tuple[dict, dict[str, str]]:
+    """The run settings the command line gave (by SETTING_OF), and their options' names."""
+    names = {p.name: (p.opts or [p.name])[0] for p in ctx.command.params}
+    # typer vendors click, so its ParameterSource is not click's: compare by name
+    given = [p for p in SETTING_OF
+             if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
+    return ({SETTING_OF[p]: values[p] for p in given},
+            {SETTING_OF[p]: names[p] for p in given if p != "task_dir"})
 
 
 def jail_for(task: Task, backend: str, code_untrusted: bool, unsafe: bool,
@@ -86,40 +95,48 @@ def load_task(task_dir: Path) -> Task:
 
 @app.command()
 def solve(
+    ctx: typer.Context,
     task_dir: Path = typer.Argument(..., help="Task folder (holds task.toml)."),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help=RunConfig.model_fields["models"].description),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help=RunConfig.model_fields["models"].description),
     bandit: bool = typer.Option(False, "--bandit", help=RunConfig.model_fields["bandit"].description),
-    max_cost: float = typer.Option(DEFAULTS.max_cost_usd, "--max-cost", help=RunConfig.model_fields["max_cost_usd"].description),
+    max_cost: float = typer.Option(DEFAULTS.max_cost_usd, "--max-cost",
+                                   help=RunConfig.model_fields["max_cost_usd"].description),
     budget: int = typer.Option(DEFAULTS.budget, help=RunConfig.model_fields["budget"].description),
     workers: int = typer.Option(DEFAULTS.workers, help=RunConfig.model_fields["workers"].description),
     max_episodes: int = typer.Option(DEFAULTS.max_episodes, help=RunConfig.model_fields["max_episodes"].description),
     wall_s: float = typer.Option(DEFAULTS.wall_s, help=RunConfig.model_fields["wall_s"].description),
     seed: int = typer.Option(DEFAULTS.seed, help=RunConfig.model_fields["seed"].description),
-    data: Optional[Path] = typer.Option(None, help=RunConfig.model_fields["data_dir"].description),
+    data: Path | None = typer.Option(None, help=RunConfig.model_fields["data_dir"].description),
     sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders go."),
-    no_tui: bool = typer.Option(False, "--no-tui", help="Print progress lines (the default until the TUI lands)."),
+    no_tui: bool = typer.Option(False, "--no-tui", help=NO_TUI_HELP),
     no_test: bool = typer.Option(False, "--no-test", help="Skip the held-out test stage at the end."),
     sandbox: str = typer.Option(DEFAULTS.sandbox, "--sandbox", help=SANDBOX_HELP),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox", help=UNSAFE_HELP),
+    config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Run agent episodes on TASK_DIR until the budget is spent; print the best candidate."""
-    task = load_task(task_dir)
-    if data is not None and not data.is_dir():
-        fail(f"--data {data}: no such folder")
-    why = "given with --model"
-    if not model:
+    flags, names = given_settings(ctx, {**ctx.params, "task_dir": str(task_dir),
+                                        "data": str(data) if data else None,
+                                        "no_test": not no_test})
+    try:  # defaults < --config < the options given < --set
+        cfg = config.load(flags, config_file, sets or (), names)
+    except ConfigError as e:
+        fail(str(e))
+    task = load_task(Path(cfg.task_dir))
+    update: dict = {"task_dir": str(task.dir)}
+    if cfg.data_dir is not None:
+        if not Path(cfg.data_dir).is_dir():
+            fail(f"{names.get('data_dir', 'data_dir')} {cfg.data_dir}: no such folder")
+        update["data_dir"] = str(Path(cfg.data_dir).resolve())
+    why = "given with --model" if "models" in flags else "set with --config or --set"
+    if not cfg.models:
         chosen, why = default_model(dict(os.environ))
-        model = [chosen]
+        update["models"] = [chosen]
+    cfg = cfg.model_copy(update=update)
     try:
-        cfg = RunConfig(task_dir=str(task.dir), models=model, bandit=bandit,
-                        max_cost_usd=max_cost, budget=budget,
-                        workers=workers, max_episodes=max_episodes, wall_s=wall_s, seed=seed,
-                        data_dir=str(data.resolve()) if data else None, test_at_end=not no_test,
-                        sandbox=sandbox, unsafe_no_sandbox=unsafe_no_sandbox)
         parse_specs(cfg.models)
         check_files(cfg.models)
-    except pydantic.ValidationError as e:
-        fail(config_error(e))
     except ModelSpecError as e:
         fail(str(e))
     if not sessions_dir.exists() and not sessions_dir.parent.is_dir():
@@ -136,7 +153,7 @@ def solve(
 def resume(
     session_id: str = typer.Argument(..., help="Session id, id prefix, or folder."),
     sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
-    no_tui: bool = typer.Option(False, "--no-tui", help="Print progress lines."),
+    no_tui: bool = typer.Option(False, "--no-tui", help=NO_TUI_HELP),
 ) -> None:
     """Continue an interrupted run: every scored candidate is kept, none is scored twice."""
     try:
@@ -156,99 +173,24 @@ def resume(
 
 def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool,
            jail: JailConfig) -> None:
-    from agent.solve import BaselineInvalid, Solver
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from agent.progress import drive
+    from agent.solve import BaselineInvalid
 
-    progress = Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True)
-    bar = progress.add_task("candidates", total=cfg.budget)
-    printer = Printer(progress, bar)
-    solver = Solver(session, task, cfg, listeners=[printer], jail=jail)
-    session.claim()
-    with progress:
-        if resume:
-            solver.restore()
-        else:
-            solver.start()
-        printer.solver = solver
-        progress.update(bar, completed=solver.candidates_used)
-        try:
-            best = solver.run()
-        except ModelAuthError as e:
-            session.close()
-            fail(f"{e} (session {session.id} is kept; `adrs-agent resume {session.id}` "
-                 "continues it once the key is set)")
-        except BaselineInvalid as e:
-            session.close()
-            fail(f"the task's baseline is invalid, so no episode was started: {e}")
-    session.close()
-    base = solver.db.baseline
-    console.print(f"\nfinished ({solver.stop_reason or 'done'}): {solver.candidates_used} "
-                  f"candidates in {solver.episodes_started} episodes, "
-                  f"${solver.usage.cost_usd:.4f} ({solver.usage.input_tokens} input, "
-                  f"{solver.usage.output_tokens} output tokens)")
-    if base:
-        console.print(f"baseline {base.commit[:10]}: {task.evaluator.stages[-1]} {_f(base.score)}"
-                      f"  test {_f(base.test_score)}")
-    if best:
-        console.print(f"best     {best.commit[:10]}: {task.evaluator.stages[-1]} {_f(best.score)}"
-                      f"  test {_f(best.test_score)}  (episode {best.episode}, {best.model})")
-        console.print(f"see: git -C {session.repo} notes --ref adrs show {best.commit[:10]}")
-
-
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.6g}"
-
-
-class Printer:
-    """One line per scored candidate, and the progress bar."""
-
-    def __init__(self, progress, bar):
-        self.progress, self.bar, self.solver = progress, bar, None
-        self.lock = threading.Lock()
-
-    def __call__(self, event: dict) -> None:
-        if event["type"] != "candidate_scored" or self.solver is None:
-            return
-        if event.get("heldout"):
-            console.print(f"  held-out {event['stage']}: {event['commit'][:10]} "
-                          f"{_f(event['score'])}")
-            return
-        db = self.solver.db
-        cand = db.by_commit.get(event["commit"])
-        parent = db.by_commit.get(event.get("parent") or "")
-        best = db.best()
-        delta = (f"{cand.score - parent.score:+.4g}" if cand and parent and cand.score is not None
-                 and parent.score is not None else "")
-        state = "" if event["valid"] else " INVALID"
-        if event.get("stopped_at"):
-            state += f" (stopped at {event['stopped_at']})"
-        with self.lock:
-            self.progress.update(self.bar, completed=self.solver.candidates_used)
-            console.print(
-                f"{event['commit'][:10]}  score {_f(event['score']):>10}{state}  "
-                f"vs parent {delta or 'n/a':>8}  best {_f(best.score if best else None)}  "
-                f"episode {event['episode']}  {cand.model if cand else ''}"
-                + (f"  ${self.solver.usage.cost_usd:.4f}" if self.solver.usage.cost_usd else ""))
+    try:
+        drive(session, task, cfg, resume=resume, jail=jail, console=console)
+    except ModelAuthError as e:
+        fail(f"{e} (session {session.id} is kept; `adrs-agent resume {session.id}` "
+             "continues it once the key is set)")
+    except BaselineInvalid as e:
+        fail(f"the task's baseline is invalid, so no episode was started: {e}")
 
 
 @app.command()
 def sessions(sessions_dir: Path = typer.Option(Path(SESSIONS_DIR))) -> None:
     """List sessions with their task, candidates and best score."""
-    found = Session.folders(sessions_dir)
-    if not found:
-        console.print(f"no sessions under {sessions_dir.resolve()}")
-        return
-    for path in found:
-        s = Session(path)
-        scored, finished = [], False
-        for e in s.events(skip=("tool_called", "budget", "evaluated")):
-            if e["type"] == "candidate_scored" and not e.get("heldout"):
-                scored.append(e)
-            finished = finished or e["type"] == "session_finished"
-        best = max((e["score"] for e in scored if e["score"] is not None), default=None)
-        console.print(f"{s.id}  {len(scored)} scored  best {_f(best)}  "
-                      f"{'finished' if finished else 'open (resume it)'}")
+    from agent.progress import list_sessions
+
+    list_sessions(sessions_dir, console)
 
 
 @tasks_app.command("check")
@@ -262,9 +204,10 @@ def tasks_check(task_dir: Path) -> None:
 @tasks_app.command("eval")
 def tasks_eval(
     task_dir: Path,
-    stage: Optional[str] = typer.Option(None, help="Stage to run (default: the first)."),
-    candidate: Optional[str] = typer.Option(None, help="A folder, or a commit of the task's repo / a session repo (PATH@COMMIT)."),
-    data: Optional[Path] = typer.Option(None, help="Data folder for the evaluator."),
+    stage: str | None = typer.Option(None, help="Stage to run (default: the first)."),
+    candidate: str | None = typer.Option(
+        None, help="A folder, or a commit of the task's repo / a session repo (PATH@COMMIT)."),
+    data: Path | None = typer.Option(None, help="Data folder for the evaluator."),
     sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox", help=UNSAFE_HELP),
 ) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import tomllib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class EpisodeLimits(BaseModel):
@@ -21,17 +26,18 @@ class EpisodeLimits(BaseModel):
 class ProviderConfig(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
-    max_tokens: int = 16000
-    """Output tokens per model turn (Anthropic; OpenAI uses the server's default when 0)."""
-    thinking: int = 0
-    """Extended-thinking budget in tokens for Anthropic models (0: off)."""
-    max_retries: int = 6
+    max_tokens: int = Field(16000, gt=0)
+    """Output tokens per turn of an Anthropic model, thinking included (OpenAI and compatible
+    servers use their own default)."""
+    thinking: int | Literal["adaptive"] = 0
+    """Extended thinking for Anthropic models: a budget in tokens (0: off) or "adaptive"."""
+    max_retries: int = Field(6, ge=0)
     """Retries of a failed API call (429, 5xx, 529, timeouts, dropped connections)."""
-    base_delay_s: float = 1.0
+    base_delay_s: float = Field(1.0, ge=0)
     """First backoff delay; it doubles per retry, with jitter, capped by max_delay_s."""
-    max_delay_s: float = 60.0
+    max_delay_s: float = Field(60.0, ge=0)
     """Longest backoff delay (a server's retry-after is honoured up to this)."""
-    timeout_s: float = 300.0
+    timeout_s: float = Field(300.0, gt=0)
     """Seconds one API call may take."""
 
 
@@ -110,3 +116,126 @@ class RunConfig(BaseModel):
 
 SESSIONS_DIR = "sessions"
 """Where session folders go, under the current directory, unless --sessions-dir says else."""
+
+
+# -- a run's settings from a file, the command line and --set ----------------------------------
+class ConfigError(ValueError):
+    """A --config file or a setting that cannot be used; the message is one line."""
+
+
+def load(flags: dict[str, Any] | None = None, file: str | Path | None = None,
+         sets: Sequence[str] = (), flag_names: dict[str, str] | None = None) -> RunConfig:
+    """The run's settings: the defaults, then `file` (TOML), then the command line's `flags`
+    (the ones given), then each `--set KEY=VALUE`, later ones winning; validated as a whole.
+    `flag_names` name the flags in errors (default: --budget for budget)."""
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}  # key path -> how to name it in an error
+    if file is not None:
+        label = f"--config {file}"
+        layer = read_file(file)
+        for path, value in _leaves(layer):
+            check_key(path, f"{label}: {'.'.join(path)}")
+            _put(data, path, value)
+            origin[path] = f"{label}: {'.'.join(path)} = {value!r}"
+    for key, value in (flags or {}).items():
+        name = (flag_names or {}).get(key, "--" + key.replace("_", "-"))
+        check_key((key,), name)
+        _put(data, (key,), value)
+        origin[(key,)] = f"{name} {value!r}"
+    apply_sets(data, sets, origin)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(describe(e, origin)) from None
+
+
+def read_file(file: str | Path) -> dict[str, Any]:
+    """A --config file's settings (TOML: top-level keys, [search] and such tables)."""
+    try:
+        return tomllib.loads(Path(file).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--config {file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {file}: cannot read it ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config {file}: not valid TOML: {e}") from None
+
+
+def apply_sets(data: dict[str, Any], sets: Sequence[str],
+               origin: dict[tuple[str, ...], str] | None = None) -> dict[str, Any]:
+    """Apply each KEY=VALUE (dotted keys for nested settings: search.islands=5) to `data`.
+    A value is read as TOML where it parses (5, 1.5, true, ["a", "b"]), else as a string."""
+    for item in sets:
+        key, eq, text = item.partition("=")
+        path = tuple(part.strip() for part in key.split("."))
+        if not eq or not all(path):
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. search.islands=5")
+        check_key(path, f"--set {item}")
+        _put(data, path, parse_value(text.strip()))
+        if origin is not None:
+            origin[path] = f"--set {item}"
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a TOML value where it parses, else the text itself."""
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return parsed["v"] if parsed.keys() == {"v"} else text
+
+
+def check_key(path: tuple[str, ...], label: str, model: type[BaseModel] = RunConfig) -> None:
+    """Raise ConfigError unless `path` names a setting (or lies inside a free-form table such
+    as pricing); the message lists the valid keys at the level that went wrong."""
+    for depth, key in enumerate(path):
+        if key not in model.model_fields:
+            prefix = "".join(f"{p}." for p in path[:depth])
+            valid = [prefix + name + (".*" if _nested(model, name) else "") for name in model.model_fields]
+            raise ConfigError(f"{label}: unknown setting; valid: {', '.join(valid)}")
+        nested = _nested(model, key)
+        if nested is None:
+            if depth + 1 < len(path) and get_origin(model.model_fields[key].annotation) is not dict:
+                raise ConfigError(f"{label}: {'.'.join(path[:depth + 1])} is a value, not a table "
+                                  "of settings")
+            return  # a value, or a free-form table (pricing): pydantic checks what is inside
+        model = nested
+
+
+def describe(e: ValidationError, origin: dict[tuple[str, ...], str]) -> str:
+    """One line for all of a validation's errors, each named by where its value came from."""
+    parts = []
+    for err in e.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        where = ".".join(loc)
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in origin:
+                where = origin[loc[:n]] + (f" ({where})" if n < len(loc) else "")
+                break
+        parts.append(f"{where}: {err['msg'][:1].lower()}{err['msg'][1:]}")
+    return "; ".join(parts)
+
+
+def _nested(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    ann = model.model_fields[name].annotation
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def _leaves(table: dict[str, Any], model: type[BaseModel] | None = RunConfig,
+            prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(key path, value) of each setting in a TOML table; free-form tables stay whole."""
+    for key, value in table.items():
+        nested = _nested(model, key) if model and key in model.model_fields else None
+        if isinstance(value, dict) and nested:
+            yield from _leaves(value, nested, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        if not isinstance(data.get(key), dict):
+            data[key] = {}
+        data = data[key]
+    data[path[-1]] = value

@@ -4,8 +4,9 @@ until it calls `finish` or a limit (steps, wall time, the run's stop signal) end
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import tools
 from agent.models.base import Model, ModelAuthError, ModelError, ToolCall, Turn, Usage
@@ -85,9 +86,12 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
             else:
                 result = tools.call(ctx, call.name, call.arguments)
             malformed = malformed + 1 if result.malformed else 0
-            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name,
-                             "content": result.text, "is_error": result.is_error})
-            transcript.write({"message": messages[-1]})
+            message = {"role": "tool", "tool_call_id": call.id, "name": call.name,
+                       "content": result.text, "is_error": result.is_error}
+            transcript.write({"message": message})
+            if result.data:  # for the built-in models; providers send only the text
+                message["data"] = result.data
+            messages.append(message)
             hooks.on_tool(call, result)
         if malformed >= MAX_MALFORMED_IN_A_ROW:
             return end("malformed", step, f"{malformed} malformed tool calls in a row")

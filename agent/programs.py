@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from agent.config import SearchConfig
+
 
 @dataclass
 class Candidate:
@@ -40,7 +42,7 @@ class Candidate:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Candidate":
+    def from_dict(cls, d: dict) -> Candidate:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -49,10 +51,11 @@ class ProgramDB:
 
     SAMPLE = 32  # candidates looked at when choosing a diverse parent or inspiration
 
-    def __init__(self, direction: str = "maximize", islands: int = 3, elite_size: int = 5):
+    def __init__(self, direction: str = "maximize", search: SearchConfig | None = None):
+        search = search or SearchConfig()
         self.sign = 1.0 if direction == "maximize" else -1.0
-        self.n_islands = max(1, islands)
-        self.elite_size = elite_size
+        self.n_islands = max(1, search.islands)
+        self.elite_size = search.elite_size
         self.by_commit: dict[str, Candidate] = {}
         self.members: list[list[Candidate]] = [[] for _ in range(self.n_islands)]
         self._ranked: list[list[tuple[float, str]]] = [[] for _ in range(self.n_islands)]
@@ -98,6 +101,14 @@ class ProgramDB:
 
     def best(self) -> Candidate | None:
         return self._best
+
+    def improvement(self, parent: Candidate, commits: list[str]) -> float:
+        """How much the best of `commits` beat `parent` (0 if none did)."""
+        scores = [c.score for c in map(self.by_commit.get, commits)
+                  if c is not None and c.valid and c.score is not None]
+        if not scores or parent.score is None:
+            return 0.0
+        return max(0.0, max(self.sign * (s - parent.score) for s in scores))
 
     def elites(self, island: int, n: int | None = None) -> list[Candidate]:
         ranked = self._ranked[island % self.n_islands][: n or self.elite_size]

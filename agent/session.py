@@ -10,13 +10,14 @@ import os
 import re
 import secrets
 import shutil
-import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from agent.config import RunConfig
+from agent.events import Event, EventLog, RawEvent
 
 FORMAT_VERSION = 1
 
@@ -35,13 +36,12 @@ class Session:
         self.heldout_logs = path / "heldout"
         self.transcripts = path / "transcripts"
         self.evaluator = path / "evaluator"
-        self._lock = threading.Lock()
-        self._fd: int | None = None
+        self.log = EventLog(path / "events.jsonl")
 
     # -- creating and finding -------------------------------------------------------------
     @classmethod
     def create(cls, sessions_dir: Path, task_name: str, cfg: RunConfig,
-               evaluator_dir: Path) -> "Session":
+               evaluator_dir: Path) -> Session:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(sessions_dir).resolve() / f"{stamp}-{task_name}-{secrets.token_hex(2)}"
         for sub in ("", "worktrees", "logs", "heldout", "transcripts"):
@@ -60,7 +60,7 @@ class Session:
             if root.is_dir() else []
 
     @classmethod
-    def find(cls, sessions_dir: Path, ident: str | None) -> "Session":
+    def find(cls, sessions_dir: Path, ident: str | None) -> Session:
         """A session by id, id prefix, or path; the newest one when ident is None."""
         if ident and (Path(ident) / "session.toml").is_file():
             return cls(Path(ident).resolve())
@@ -106,36 +106,15 @@ class Session:
         return RunConfig.model_validate(data.pop("config")), data
 
     # -- events ---------------------------------------------------------------------------
-    def emit(self, type: str, **fields: Any) -> dict:
-        event = {"t": round(time.time(), 3), "type": type, **fields}
-        line = (json.dumps(event, default=str) + "\n").encode()
-        with self._lock:
-            if self._fd is None:
-                self._fd = os.open(self.dir / "events.jsonl",
-                                   os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(self._fd, line)
-        return event
+    def emit(self, event: Event) -> Event:
+        return self.log.emit(event)
 
-    def events(self, skip: tuple[str, ...] = ()) -> Iterator[dict]:
-        """The events in order; types in `skip` are passed over without being parsed."""
-        path = self.dir / "events.jsonl"
-        if not path.exists():
-            return
-        skipped = tuple(f'"type": "{t}"'.encode() for t in skip)
-        with open(path, "rb") as f:
-            for raw in f:
-                if skipped and any(s in raw[:80] for s in skipped):
-                    continue
-                try:
-                    yield json.loads(raw)
-                except ValueError:
-                    continue  # a line cut by a kill in the middle of a write
+    def events(self, skip: tuple[type[Event], ...] = ()) -> Iterator[Event | RawEvent]:
+        """The events in order as typed records; types in `skip` are not decoded."""
+        return self.log.read(skip)
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        self.log.close()
 
     # -- transcripts ----------------------------------------------------------------------
     def transcript_path(self, episode: int) -> Path:

@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 from agent.task import Task  # noqa: E402
 from sandbox.evaluate import run_stage  # noqa: E402
 
-
 CALIB = """
 import time
 class O:

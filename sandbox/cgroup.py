@@ -116,7 +116,7 @@ class Cgroup:
         self.dirs, self.memory_dir, self.v2 = dirs, memory_dir, v2
 
     @classmethod
-    def create(cls, memory_mb: int | None, pids: int | None = 1024) -> "Cgroup | None":
+    def create(cls, memory_mb: int | None, pids: int | None = 1024) -> Cgroup | None:
         c = controllers()
         if c.memory is None:
             return None

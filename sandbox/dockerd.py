@@ -25,7 +25,7 @@ class PrivateDockerd:
         self.root: Path | None = None
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "PrivateDockerd":
+    def __enter__(self) -> PrivateDockerd:
         exe = shutil.which("dockerd")
         if not exe:
             self.why = "dockerd is not installed (apt-get install docker.io)"

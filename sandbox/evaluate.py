@@ -18,9 +18,9 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sandbox import run as sandbox_run
 from sandbox.jail import JailConfig, remove_containers, resolve_backend
@@ -31,6 +31,10 @@ MAX_RESULT_BYTES = 32 * 1024 * 1024
 
 @dataclass
 class EvaluatorSpec:
+    """A task's evaluator and its candidates' jail, as task.toml gives them. Its defaults are
+    the task defaults: agent/task.py's schema of task.toml reads them from here (the sandbox
+    imports nothing of the agent), so they are written once."""
+
     command: list[str]
     cwd: Path
     stages: list[str]
@@ -56,13 +60,6 @@ class EvaluatorSpec:
     def all_stages(self) -> list[str]:
         return self.stages + ([self.test_stage] if self.test_stage else []) + self.extra_stages
 
-    def better(self, a: float | None, b: float | None) -> bool:
-        """Whether score a is strictly better than b (None is worst)."""
-        if a is None:
-            return False
-        if b is None:
-            return True
-        return a > b if self.direction == "maximize" else a < b
 
 
 @dataclass
@@ -82,7 +79,7 @@ class StageResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StageResult":
+    def from_dict(cls, d: dict) -> StageResult:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 

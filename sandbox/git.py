@@ -24,8 +24,8 @@ import subprocess
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 NOTES_REF = "adrs"
 IDENTITY = {
@@ -173,9 +173,10 @@ def remove_worktree(repo: Path, path: Path | Worktree) -> None:
 
 
 @contextlib.contextmanager
-def worktree(repo: Path, path: Path, commit: str) -> Iterator[Worktree]:
-    """A detached worktree at commit for the duration of a block."""
-    wt = add_detached_worktree(repo, path, commit)
+def worktree(repo: Path, path: Path, commit: str, branch: str | None = None) -> Iterator[Worktree]:
+    """A worktree at commit for the duration of a block: on a new branch when one is named,
+    else detached."""
+    wt = add_worktree(repo, path, branch, commit) if branch else add_detached_worktree(repo, path, commit)
     try:
         yield wt
     finally:
@@ -216,6 +217,15 @@ def clear_stale_locks(repo: Path) -> list[str]:
         path.unlink(missing_ok=True)
         removed.append(str(path.relative_to(gitdir)))
     return removed
+
+
+def repair(repo: Path, worktrees: Path) -> list[str]:
+    """After a kill: remove the lock files git left behind (returned) and every worktree."""
+    stale = clear_stale_locks(repo)
+    git(["worktree", "prune"], cwd=repo, check=False)
+    for path in worktrees.glob("*"):
+        remove_worktree(repo, path)
+    return stale
 
 
 class Scanner:
@@ -413,7 +423,7 @@ class NotesQueue:
 
     def __init__(self, repo: Path):
         self._writer = NotesWriter(repo)
-        self._queue: "queue.Queue[tuple[str, dict] | None]" = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="notes-writer", daemon=True)
         self._thread.start()

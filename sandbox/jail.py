@@ -80,7 +80,7 @@ class JailConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "JailConfig":
+    def from_env(cls, environ: dict[str, str] | None = None) -> JailConfig:
         """The harness's settings, or (an evaluator run by hand) the best jail here."""
         raw = (os.environ if environ is None else environ).get(ENV_VAR)
         if not raw:
@@ -202,7 +202,7 @@ class Jail:
         raise ValueError(f"{host} is not inside any mount of this jail")
 
     def spawn(self, argv: list[str], env: dict[str, str] | None = None,
-              stdin: bool = False, prefix: list[str] = ()) -> "Proc":
+              stdin: bool = False, prefix: list[str] = ()) -> Proc:
         """Start argv; stdin is a pipe when asked for, else /dev/null; stdout and stderr are
         pipes (the caller must read them). `prefix` (joining a cgroup, rlimits) runs before
         the jail is made; docker ignores it (the container has limits of its own)."""

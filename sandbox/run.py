@@ -79,7 +79,7 @@ def netns_prefix() -> tuple[str, ...]:
     return ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def limits_prefix(memory_mb: int | None) -> tuple[str, ...]:
     """`prlimit` caps address space and core dumps in the child (fork-safe with threads)."""
     exe = shutil.which("prlimit")

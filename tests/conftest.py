@@ -28,6 +28,26 @@ pytest.register_assert_rewrite("tests.fixtures.hostile", "tests.fixtures.hostile
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "live: calls a real provider API; skipped unless its API key is set")
+    config.addinivalue_line(
+        "markers", "slow: end-to-end, task, jail-limit and docker tests; the inner loop is "
+                   "`pytest -m 'not slow'`")
+
+
+# Whole modules of end-to-end runs (the CLI as a subprocess, every task's evaluator, hostile
+# candidates in real jails). Tests elsewhere that wait on limits carry @pytest.mark.slow.
+SLOW_MODULES = ("test_hostile", "test_solve", "test_resume", "test_llm_solve",
+                "test_llm_orchestration", "test_bin_packing_task", "test_cbl", "test_cloudcast",
+                "test_eplb", "test_llm_sql", "test_prism", "test_telemetry_repair",
+                "test_txn_scheduling")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.stem
+        docker = getattr(item, "callspec", None) is not None and \
+            item.callspec.params.get("backend") == "docker"
+        if docker or module.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ import os
 import pytest
 
 import tools
-from agent.models import make_model
-from agent.config import RunConfig
-from agent.models import pricing
+from agent.config import ProviderConfig, RunConfig
+from agent.models import make_model, pricing
 from agent.models.anthropic import AnthropicModel
 from agent.models.base import ModelAuthError, ModelError, Usage
 from fakes import broken_call, call, cut, drop, error_event, hang, reply, status
@@ -28,10 +27,12 @@ def server():
     srv.stop()
 
 
+FAST = ProviderConfig(max_retries=3, base_delay_s=0.001, max_delay_s=0.01, timeout_s=5.0)
+
+
 def model(srv: FakeAnthropic, **kw) -> AnthropicModel:
-    settings = dict(api_key="test", base_url=srv.url, max_retries=3, base_delay_s=0.001,
-                    max_delay_s=0.01, timeout_s=5.0)
-    return AnthropicModel("claude-sonnet-4-6", **{**settings, **kw})
+    """A model on the fake server; keyword arguments override FAST's settings."""
+    return AnthropicModel("claude-sonnet-4-6", FAST, **{"api_key": "test", "base_url": srv.url, **kw})
 
 
 def conversation(first_turn) -> list[dict]:
@@ -279,6 +280,31 @@ def test_make_model_honours_anthropic_env(server, monkeypatch):
     headers = server.requests[0]["headers"]
     assert "sk-from-env" in headers.get("x-api-key", "") + headers.get("authorization", "")
     assert server.requests[0]["body"]["model"] == "claude-haiku-4-5"
+
+
+def test_make_model_takes_the_runs_provider_settings(server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    server.add(status(500), reply("ok"))
+    cfg = RunConfig(task_dir=".", provider={"max_tokens": 9000, "thinking": 2000,
+                                            "max_retries": 1, "base_delay_s": 0.001})
+    m = make_model("anthropic/claude-haiku-4-5", cfg, 0)
+    assert m.complete([USER], []).text == "ok" and m.retrier.retries == 1
+    body = server.requests[-1]["body"]
+    assert body["max_tokens"] == 9000
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    assert m.config == cfg.provider  # the same settings, not copies of their defaults
+
+
+def test_a_misspelt_setting_is_refused():
+    with pytest.raises(ValueError, match="max_retires"):
+        AnthropicModel("claude-sonnet-4-6", api_key="test", max_retires=2)
+
+
+def test_adaptive_thinking_is_a_setting(server):
+    server.add(reply("ok"))
+    model(server, thinking="adaptive").complete([USER], [])
+    assert server.requests[0]["body"]["thinking"] == {"type": "adaptive"}
 
 
 @pytest.mark.live

@@ -1,49 +1,15 @@
 """End-to-end tests for tasks/bin-packing: the sealed evaluator run as a real subprocess."""
 from __future__ import annotations
 
-import json
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TASK = Path(__file__).resolve().parents[1] / "tasks" / "bin-packing"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
+from tests.fixtures.tasks import TaskFolder
 
-
-def run_eval(worktree: Path, stage: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree)],
-        cwd=EVAL_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
-    result = json.loads(last)
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def make_candidate(tmp_path: Path, name: str, policy_src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if policy_src is not None:
-        (wt / "binpack" / "policy.py").write_text(policy_src)
-    return wt
-
-
-def with_constants(**values) -> str:
-    src = (REPO / "binpack" / "policy.py").read_text()
-    for key, val in values.items():
-        src, n = re.subn(rf"^{key} = .*$", f"{key} = {val!r}", src, flags=re.M)
-        assert n == 1, key
-    return src
+FOLDER = TaskFolder("bin-packing", "binpack/policy.py")
+TASK, REPO = FOLDER.root, FOLDER.repo
+run_eval, make_candidate, with_constants = FOLDER.run_eval, FOLDER.candidate, FOLDER.with_constants
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +39,10 @@ def test_test_stage_uses_different_instances(baseline):
     full = run_eval(baseline, "full")
     test = run_eval(baseline, "test")
     assert full["valid"] and test["valid"]
-    names = lambda r: {k for k in r["metrics"] if k not in ("bins_total", "l1_total", "n_instances")}
+
+    def names(r):
+        return {k for k in r["metrics"] if k not in ("bins_total", "l1_total", "n_instances")}
+
     assert names(full).isdisjoint(names(test))
     assert full["metrics"]["bins_total"] != test["metrics"]["bins_total"] or full["score"] != test["score"]
 
@@ -101,7 +70,8 @@ def test_none_is_invalid(tmp_path):
 
 
 def test_out_of_range_and_non_integer_are_invalid(tmp_path):
-    r = run_eval(make_candidate(tmp_path, "oor", "def choose_bin(item, remaining):\n    return len(remaining) + 3\n"), "quick")
+    src = "def choose_bin(item, remaining):\n    return len(remaining) + 3\n"
+    r = run_eval(make_candidate(tmp_path, "oor", src), "quick")
     assert r["valid"] is False and "out of range" in r["feedback"]
     r = run_eval(make_candidate(tmp_path, "flt", "def choose_bin(item, remaining):\n    return 0.5\n"), "quick")
     assert r["valid"] is False and "non-integer" in r["feedback"]

@@ -2,20 +2,16 @@
 the published 1,080-run figure needs ../shared (skipped without it)."""
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TASK = ROOT / "tasks" / "cbl"
-REPO = TASK / "repo"
-EVAL_DIR = TASK / "evaluator"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.fixtures.tasks import SHARED, TaskFolder
+
+FOLDER = TaskFolder("cbl", "policy/strategy.py")
+TASK, REPO, EVAL_DIR = FOLDER.root, FOLDER.repo, FOLDER.evaluator
 WINDOWS = SHARED / "data" / "cbl-windows"
+run_eval, candidate = FOLDER.run_eval, FOLDER.candidate
 
 sys.path.insert(0, str(REPO))
 from sky_spot import sim  # noqa: E402
@@ -87,50 +83,9 @@ def test_single_region_deadline_miss_is_reported():
     assert r["missed"] and r["slack_s"] == pytest.approx(-60.0)
 
 
-def run_eval(worktree: Path, stage: str, data: Path | None = None) -> dict:
-    cmd = [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree)]
-    if data is not None:
-        cmd += ["--data", str(data)]
-    proc = subprocess.run(cmd, cwd=EVAL_DIR, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "ADRS_DATA": ""})
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def candidate(tmp_path: Path, name: str, file: Path | None = None, source: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if file is not None:
-        shutil.copy(file, wt / "policy" / "strategy.py")
-    if source is not None:
-        (wt / "policy" / "strategy.py").write_text(source)
-    return wt
-
-
-def test_simulator_code_is_the_same_in_both_tasks():
-    multi = ROOT / "tasks" / "cbl-multi" / "repo" / "sky_spot"
-    files = sorted(p.relative_to(REPO / "sky_spot") for p in (REPO / "sky_spot").rglob("*.py"))
-    assert files, "no simulator files"
-    for f in files:
-        assert (REPO / "sky_spot" / f).read_text() == (multi / f).read_text(), f
-
-
-def test_evaluator_simulator_copy_is_byte_identical_to_the_repo_one():
-    sealed, public = EVAL_DIR / "sky_spot", REPO / "sky_spot"
-    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*")  # noqa: E731
-                                if p.is_file() and "__pycache__" not in p.parts)
-    assert files(sealed) == files(public) and files(public)
-    for f in files(public):
-        assert (sealed / f).read_bytes() == (public / f).read_bytes(), f
-
-
-def test_policy_process_and_lockstep_driver_are_the_same_in_both_tasks():
-    multi = ROOT / "tasks" / "cbl-multi" / "evaluator"
-    for f in ("lockstep.py", "jail/side.py"):
-        assert (EVAL_DIR / f).read_bytes() == (multi / f).read_bytes(), f
-    # the candidate-side folder holds only candidate-side code
+def test_jail_folder_holds_only_the_policy_process():
+    # the candidate-side folder holds only candidate-side code (tests/test_task_copies.py
+    # checks it is the same as cbl-multi's)
     assert sorted(p.name for p in (EVAL_DIR / "jail").iterdir() if p.name != "__pycache__") == ["side.py"]
 
 
@@ -143,7 +98,7 @@ def test_full_stage_valid_deterministic_and_ranks_baselines(tmp_path):
     # the committed optima match the generated traces (else re-run tasks/cbl/offline_opt.py)
     assert m["all_spot_bound_cost"] < m["offline_bound_cost"] <= m["offline_opt_cost"] < m["avg_cost"]
     assert "offline optimum" in base["feedback"]
-    od = run_eval(candidate(tmp_path, "od", TASK / "baselines" / "on_demand.py"), "full")
+    od = run_eval(candidate(tmp_path, "od", file=TASK / "baselines" / "on_demand.py"), "full")
     assert od["valid"] and od["score"] == 0.0
     assert od["metrics"]["offline_opt_cost"] == m["offline_opt_cost"]  # a property of the traces
     assert base["score"] > od["score"]
@@ -154,13 +109,13 @@ def test_quick_stage_and_future_read(tmp_path):
     assert q["valid"] and q["metrics"]["runs"] == 6
     src = (REPO / "policy" / "strategy.py").read_text().replace(
         "        env = self.env\n", "        env = self.env\n        env.get_trace_before_end(1e6)\n", 1)
-    r = run_eval(candidate(tmp_path, "peek", source=src), "quick")
+    r = run_eval(candidate(tmp_path, "peek", src), "quick")
     assert not r["valid"] and "not available to policies" in r["feedback"]
 
 
 @pytest.mark.skipif(not WINDOWS.is_dir(), reason=f"published windows absent at {WINDOWS} (../shared absent)")
 def test_leaderboard_reproduces_published_greedy(tmp_path):
-    r = run_eval(candidate(tmp_path, "lb"), "leaderboard", WINDOWS)
+    r = run_eval(candidate(tmp_path, "lb"), "leaderboard", data=WINDOWS)
     assert r["valid"] and r["metrics"]["runs"] == 1080
     assert r["score"] == 28.0
     assert round(r["metrics"]["avg_cost"], 2) == 119.03
@@ -173,7 +128,7 @@ def _scores(tmp_path, data):
     out = {}
     for b in BASELINES:
         file = None if b == "greedy" else TASK / "baselines" / f"{b}.py"
-        r = run_eval(candidate(tmp_path, f"{b}-{data is not None}", file), "full", data)
+        r = run_eval(candidate(tmp_path, f"{b}-{data is not None}", file=file), "full", data=data)
         assert r["valid"], (b, r["feedback"])
         out[b] = r["score"]
     return out

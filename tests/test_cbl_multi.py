@@ -5,21 +5,18 @@ stepped by evaluator/lockstep.py) against the in-process simulator."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import random
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TASK = ROOT / "tasks" / "cbl-multi"
-REPO = TASK / "repo"
-EVAL_DIR = TASK / "evaluator"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.fixtures.tasks import SHARED, TaskFolder
+
+FOLDER = TaskFolder("cbl-multi", "policy/strategy.py")
+TASK, REPO, EVAL_DIR = FOLDER.root, FOLDER.repo, FOLDER.evaluator
+run_eval, candidate = FOLDER.run_eval, FOLDER.candidate
 WINDOWS = SHARED / "data" / "cbl-multi-windows"
 needs_windows = pytest.mark.skipif(
     not WINDOWS.is_dir(), reason=f"published windows not found at {WINDOWS} (../shared absent)")
@@ -32,28 +29,6 @@ from sky_spot.strategies.strategy import ArgsParser  # noqa: E402
 from sky_spot.utils import ClusterType  # noqa: E402
 
 S, OD, N = ClusterType.SPOT, ClusterType.ON_DEMAND, ClusterType.NONE
-
-
-def run_eval(worktree: Path, stage: str, data: Path | None = None) -> dict:
-    cmd = [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree)]
-    if data is not None:
-        cmd += ["--data", str(data)]
-    proc = subprocess.run(cmd, cwd=EVAL_DIR, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "ADRS_DATA": ""})
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def candidate(tmp_path: Path, name: str, source: str | None = None, file: Path | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if source is not None:
-        (wt / "policy" / "strategy.py").write_text(source)
-    if file is not None:
-        shutil.copy(file, wt / "policy" / "strategy.py")
-    return wt
 
 
 class Scripted(MultiRegionStrategy):
@@ -242,11 +217,11 @@ def test_published_style_strategy_and_solution_file(tmp_path):
     r = run_eval(wt, "quick")
     assert r["valid"], r["feedback"]
     assert 0 < r["score"] <= 100 and r["metrics"]["runs"] == 2
-    sol = "class Solution:\n    def solve(self, spec_path):\n        return {'code': %r}\n" % PUBLISHED_STYLE
+    sol = f"class Solution:\n    def solve(self, spec_path):\n        return {{'code': {PUBLISHED_STYLE!r}}}\n"
     r2 = run_eval(candidate(tmp_path, "sol", sol), "quick")
     assert r2["valid"] and r2["score"] == pytest.approx(r["score"])
     if WINDOWS.is_dir():
-        lb = run_eval(wt, "leaderboard", WINDOWS)
+        lb = run_eval(wt, "leaderboard", data=WINDOWS)
         assert lb["valid"] and lb["metrics"]["runs"] == 34
 
 
@@ -277,7 +252,7 @@ def test_baseline_quick_and_full_are_deterministic(tmp_path):
 
 @needs_windows
 def test_leaderboard_reproduces_published_initial_policy(tmp_path):
-    r = run_eval(candidate(tmp_path, "lb"), "leaderboard", WINDOWS)
+    r = run_eval(candidate(tmp_path, "lb"), "leaderboard", data=WINDOWS)
     m = r["metrics"]
     assert r["valid"]
     assert abs(m["avg_cost"] - 82.18692369213043) < 1e-9
@@ -301,7 +276,7 @@ def _ranking(tmp_path, data):
     scores = {}
     for b in BASELINES:
         file = None if b == "greedy" else TASK / "baselines" / f"{b}.py"
-        r = run_eval(candidate(tmp_path, f"{b}-{data is not None}", file=file), "full", data)
+        r = run_eval(candidate(tmp_path, f"{b}-{data is not None}", file=file), "full", data=data)
         assert r["valid"], (b, r["feedback"])
         scores[b] = r["score"]
     return scores
@@ -326,15 +301,6 @@ def _module(path: Path, name: str):
 
 
 lockstep = _module(EVAL_DIR / "lockstep.py", "cbl_multi_lockstep")
-
-
-def test_evaluator_simulator_copy_is_byte_identical_to_the_repo_one():
-    sealed, public = EVAL_DIR / "sky_spot", REPO / "sky_spot"
-    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*")  # noqa: E731
-                                if p.is_file() and "__pycache__" not in p.parts)
-    assert files(sealed) == files(public) and files(public)
-    for f in files(public):
-        assert (sealed / f).read_bytes() == (public / f).read_bytes(), f
 
 
 def test_policy_process_env_offers_the_simulator_env_api():

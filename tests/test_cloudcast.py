@@ -6,50 +6,19 @@ that exploits it; each scores no better than the baseline (100) or fails.
 from __future__ import annotations
 
 import csv
-import json
-import re
-import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
-TASK = Path(__file__).resolve().parents[1] / "tasks" / "cloudcast"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.fixtures.tasks import SHARED, TaskFolder
+
+FOLDER = TaskFolder("cloudcast", "cloudcast/search.py", dedent=True)
+TASK, EVAL_DIR, REPO = FOLDER.root, FOLDER.evaluator, FOLDER.repo
 DATA = SHARED / "data" / "cloudcast"
+run_eval, make_candidate, with_constants = FOLDER.run_eval, FOLDER.candidate, FOLDER.with_constants
 
 pytest.importorskip("networkx", reason="the cloudcast task needs networkx (its graph is an nx.DiGraph)")
-
-
-def run_eval(worktree: Path, stage: str, *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree), *extra],
-        cwd=EVAL_DIR, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def make_candidate(tmp_path: Path, name: str, search_src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if search_src is not None:
-        (wt / "cloudcast" / "search.py").write_text(textwrap.dedent(search_src))
-    return wt
-
-
-def with_constants(**values) -> str:
-    src = (REPO / "cloudcast" / "search.py").read_text()
-    for key, val in values.items():
-        src, n = re.subn(rf"^{key} = .*$", f"{key} = {val!r}", src, flags=re.M)
-        assert n == 1, key
-    return src
 
 
 # The published baseline routing, used by candidates that cheat on top of it.

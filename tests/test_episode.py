@@ -5,6 +5,7 @@ import json
 from agent.episode import Hooks, run_episode
 from agent.models.scripted import ScriptedModel
 from agent.session import Transcript
+from tests.fixtures.workspace import RecordingWorkspace
 from tools.base import ToolContext, ToolResult
 
 
@@ -13,10 +14,11 @@ def make_ctx(tmp_path):
     (wt / "pkg").mkdir(parents=True)
     (wt / "pkg" / "policy.py").write_text("A = 1.0\n")
     commits = []
-    ctx = ToolContext(
-        worktree=wt, editable=["pkg/**/*.py"], stages=["quick", "full"], log_dir=tmp_path / "logs",
-        evaluate=lambda stage: ToolResult(f"stage {stage or 'full'}\nscore: 1.0\nvalid: true"),
-        commit=lambda message: commits.append(message) or ToolResult(f"committed ({message})"))
+    space = RecordingWorkspace(
+        evaluate_report=lambda stage: ToolResult(f"stage {stage or 'full'}\nscore: 1.0\nvalid: true"),
+        commit_report=lambda message: commits.append(message) or ToolResult(f"committed ({message})"))
+    ctx = ToolContext(worktree=wt, editable=["pkg/**/*.py"], stages=["quick", "full"],
+                      log_dir=tmp_path / "logs", workspace=space)
     return ctx, commits
 
 

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fixtures.tasks import TaskFolder
+
 torch = pytest.importorskip("torch", reason="tasks/eplb needs torch (pip install torch==2.13.0)")
 
-TASK = Path(__file__).resolve().parents[1] / "tasks" / "eplb"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
+FOLDER = TaskFolder("eplb", "eplb/policy.py")
+TASK, EVAL_DIR, REPO = FOLDER.root, FOLDER.evaluator, FOLDER.repo
+run_eval, make_candidate = FOLDER.run_eval, FOLDER.candidate
 
 
 def _load(name: str, path: Path):
@@ -40,25 +40,6 @@ finally:
 policy = _load("eplb_policy_seed", REPO / "eplb" / "policy.py")
 
 
-def run_eval(worktree: Path, stage: str = "quick", data: str = "") -> dict:
-    proc = subprocess.run(
-        [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree), "--data", data],
-        cwd=EVAL_DIR, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def make_candidate(tmp_path: Path, name: str, policy_src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if policy_src is not None:
-        (wt / "eplb" / "policy.py").write_text(policy_src)
-    return wt
-
-
 SEED_SRC = (REPO / "eplb" / "policy.py").read_text()
 
 
@@ -71,10 +52,10 @@ def log2phy_from(phy2log: np.ndarray, experts: int) -> tuple[np.ndarray, np.ndar
     layers, slots = phy2log.shape
     logcnt = np.stack([np.bincount(r, minlength=experts) for r in phy2log])
     out = np.full((layers, experts, slots - experts + 1), -1, dtype=np.int64)
-    for l in range(layers):
+    for layer in range(layers):
         fill = np.zeros(experts, dtype=np.int64)
-        for s, e in enumerate(phy2log[l]):
-            out[l, e, fill[e]] = s
+        for s, e in enumerate(phy2log[layer]):
+            out[layer, e, fill[e]] = s
             fill[e] += 1
     return out, logcnt
 
@@ -320,7 +301,7 @@ def test_leaderboard_stage_reads_published_format_from_data(tmp_path):
     data.mkdir()
     (data / "expert-load.json").write_text(json.dumps({"load_history": history}))
     assert np.array_equal(wl.load_expert_load_json(data / "expert-load.json"), wins)
-    res = run_eval(make_candidate(tmp_path, "lb"), stage="leaderboard", data=str(data))
+    res = run_eval(make_candidate(tmp_path, "lb"), "leaderboard", data=data)
     assert res["valid"], res["feedback"]
     assert "published load file" in res["feedback"]
     assert res["metrics"]["n_windows"] == 2

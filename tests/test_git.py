@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 
 from sandbox import git
-from sandbox.git import (NotesWriter, add_detached_worktree, add_worktree, changed_paths,
-                         content_hash, init_repo, matches, noted_commits, read_note,
-                         remove_worktree, restore)
+from sandbox.git import (
+    NotesWriter,
+    add_detached_worktree,
+    add_worktree,
+    changed_paths,
+    content_hash,
+    init_repo,
+    matches,
+    noted_commits,
+    read_note,
+    remove_worktree,
+    restore,
+)
 
 
 def snapshot(wt: git.Worktree) -> dict[str, str]:
@@ -211,6 +221,7 @@ def _make_commits(repo: Path, n: int) -> list[str]:
     return shas
 
 
+@pytest.mark.slow
 def test_notes_writer_concurrent(session_repo):
     repo, base = session_repo
     shas = _make_commits(repo, 200)

@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.helpers import (TOY, call, cli_env, events, of_type, policy, run_cli,
-                                    scored, solve, toy_task, turn, write_script)
+from tests.fixtures.helpers import (
+    TOY,
+    call,
+    cli_env,
+    events,
+    of_type,
+    policy,
+    run_cli,
+    scored,
+    solve,
+    toy_task,
+    turn,
+    write_script,
+)
 from tests.fixtures.hostile import FORGE_AT_EXIT, FORGE_VIA_PARENT, evaluate, not_above, worktree
 
 BASE = -17.0  # the toy baseline (A=3, B=1) on quick/full; test subtracts 0.5
@@ -322,7 +334,7 @@ def test_commits_with_dot_git_paths_or_escaping_symlinks_are_rejected(tmp_path, 
     assert len(fine) == 1 and fine[0]["score"] == pytest.approx(-10.0)
     finished = of_type(evs, "session_finished")[-1]
     assert finished["best_score"] == pytest.approx(-10.0)
-    heldout = [e for e in of_type(evs, "candidate_scored") if e.get("heldout")]
+    heldout = of_type(evs, "candidate_tested")
     assert heldout and all(e["valid"] for e in heldout)
     git_fsck = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=session / "repo",
                               capture_output=True, text=True)

@@ -13,9 +13,16 @@ import textwrap
 
 import pytest
 
-from tests.fixtures.hostile import (RAISE_FOUND, TASKS, Known, assert_sides_apart,
-                                    forged_result_line_tests, nested_reply_test,
-                                    onto_reply_pipes, probing)
+from tests.fixtures.hostile import (
+    RAISE_FOUND,
+    TASKS,
+    Known,
+    assert_sides_apart,
+    forged_result_line_tests,
+    nested_reply_test,
+    onto_reply_pipes,
+    probing,
+)
 
 BIN_PACKING = Known(
     task="bin-packing", path="binpack/policy.py",

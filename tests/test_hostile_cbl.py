@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.hostile import forged_result_line_tests
-from tests.fixtures.hostile_cbl import STAGES, Cbl
 from tests.fixtures.hostile_cbl import *  # noqa: F403  (the tests both CBL tasks share)
+from tests.fixtures.hostile_cbl import STAGES, Cbl
 
 CBL = Cbl(
     task="cbl",

@@ -14,10 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import (FORGERS, SHARED_DATA, TASKS, UNJAILED, Baselines,
-                                    assert_sides_apart, bwrap_stages_and_docker_quick, evaluate,
-                                    folder_digest, leaderboard_data, not_above, patching, probing,
-                                    run_first, worktree)
+from tests.fixtures.hostile import (
+    FORGERS,
+    SHARED_DATA,
+    TASKS,
+    UNJAILED,
+    Baselines,
+    assert_sides_apart,
+    bwrap_stages_and_docker_quick,
+    evaluate,
+    folder_digest,
+    leaderboard_data,
+    not_above,
+    patching,
+    probing,
+    run_first,
+    worktree,
+)
 
 pytest.importorskip("networkx", reason="tasks/cloudcast needs networkx")
 

@@ -13,9 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import (BWRAP, FORGERS, TASKS, UNJAILED, Baselines, assert_sides_apart,
-                                    bwrap_stages_and_docker_quick, evaluate, patching, probing,
-                                    run_first, worktree)
+from tests.fixtures.hostile import (
+    BWRAP,
+    FORGERS,
+    TASKS,
+    UNJAILED,
+    Baselines,
+    assert_sides_apart,
+    bwrap_stages_and_docker_quick,
+    evaluate,
+    patching,
+    probing,
+    run_first,
+    worktree,
+)
 
 pytest.importorskip("torch", reason="tasks/eplb needs torch")
 

@@ -16,10 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import (FORGERS, SHARED_DATA, TASKS, UNJAILED, Baselines,
-                                    assert_sides_apart, bwrap_stages_and_docker_quick, evaluate,
-                                    folder_digest, leaderboard_data, patching, probing, run_first,
-                                    worktree)
+from tests.fixtures.hostile import (
+    FORGERS,
+    SHARED_DATA,
+    TASKS,
+    UNJAILED,
+    Baselines,
+    assert_sides_apart,
+    bwrap_stages_and_docker_quick,
+    evaluate,
+    folder_digest,
+    leaderboard_data,
+    patching,
+    probing,
+    run_first,
+    worktree,
+)
 
 pytest.importorskip("pandas", reason="tasks/llm-sql needs pandas")
 
@@ -64,7 +76,8 @@ for _target in _named(_FOUND, "metric.py"):
     except OSError:
         pass
 if REPORT:
-    raise RuntimeError(f"PROBE found={_FOUND!r} wrote={_WROTE!r} job={sorted(_os.listdir(_os.environ.get('ADRS_JOB', '/')))!r}")
+    _JOB = sorted(_os.listdir(_os.environ.get('ADRS_JOB', '/')))
+    raise RuntimeError(f"PROBE found={_FOUND!r} wrote={_WROTE!r} job={_JOB!r}")
 '''
 
 KNOWN = [str(EVAL_DIR), str(EVAL_DIR / "tables.py"), str(EVAL_DIR / "metric.py"),

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import (RAISE_FOUND, TASKS, Known, assert_sides_apart,
-                                    forged_result_line_tests, nested_reply_test, probing)
+from tests.fixtures.hostile import (
+    RAISE_FOUND,
+    TASKS,
+    Known,
+    assert_sides_apart,
+    forged_result_line_tests,
+    nested_reply_test,
+    probing,
+)
 
 PRISM = Known(
     task="prism", path="placement.py",

@@ -12,9 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.hostile import (BWRAP, FORGERS, SHARED_DATA, TASKS, UNJAILED, Baselines,
-                                    assert_sides_apart, bwrap_stages_and_docker_quick, evaluate,
-                                    leaderboard_data, not_above, patching, probing, worktree)
+from tests.fixtures.hostile import (
+    BWRAP,
+    FORGERS,
+    SHARED_DATA,
+    TASKS,
+    UNJAILED,
+    Baselines,
+    assert_sides_apart,
+    bwrap_stages_and_docker_quick,
+    evaluate,
+    leaderboard_data,
+    not_above,
+    patching,
+    probing,
+    worktree,
+)
 
 TASK = "telemetry-repair"
 EVAL_DIR = TASKS / TASK / "evaluator"

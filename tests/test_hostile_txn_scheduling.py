@@ -14,9 +14,17 @@ import textwrap
 
 import pytest
 
-from tests.fixtures.hostile import (RAISE_FOUND, SHARED_DATA, TASKS, Known, assert_sides_apart,
-                                    forged_result_line_tests, nested_reply_test,
-                                    onto_reply_pipes, probing)
+from tests.fixtures.hostile import (
+    RAISE_FOUND,
+    SHARED_DATA,
+    TASKS,
+    Known,
+    assert_sides_apart,
+    forged_result_line_tests,
+    nested_reply_test,
+    onto_reply_pipes,
+    probing,
+)
 
 TXN_SCHEDULING = Known(
     task="txn-scheduling", path="scheduler.py",

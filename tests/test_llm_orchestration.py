@@ -90,7 +90,7 @@ def test_a_failing_provider_ends_the_episode_not_the_run(tmp_path, monkeypatch):
                    provider={"max_retries": 1, "base_delay_s": 0.01})
         s.start()
         s.run()
-    evs = list(s.session.events())
+    evs = events(s.session.dir)
     reasons = [e["reason"] for e in of_type(evs, "episode_finished")]
     assert reasons[0] == "model_error" and "finished" in reasons[1:]
     assert of_type(evs, "error")[0]["kind"] == "model_error"

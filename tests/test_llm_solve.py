@@ -13,8 +13,7 @@ from agent.models.base import Usage
 from fakes import broken_call, call, cut, drop, error_event, reply, status
 from fakes.anthropic_server import FakeAnthropic
 from fakes.openai_server import FakeOpenAI
-from fixtures.helpers import (REPO_ROOT, cli_env, events, git, of_type, only_session, run_cli,
-                             scored)
+from fixtures.helpers import REPO_ROOT, cli_env, events, git, of_type, only_session, run_cli, scored
 
 TASK = REPO_ROOT / "tasks" / "bin-packing"
 POLICY = "binpack/policy.py"

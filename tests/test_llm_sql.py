@@ -1,50 +1,19 @@
 """tasks/llm-sql: the sealed evaluator run as a real subprocess on temp copies of repo/."""
 from __future__ import annotations
 
-import json
-import os
 import random
-import re
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures.tasks import SHARED, TaskFolder
+
 pd = pytest.importorskip("pandas", reason="tasks/llm-sql needs pandas (pip install 'pandas<3')")
 
-TASK = Path(__file__).resolve().parents[1] / "tasks" / "llm-sql"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+FOLDER = TaskFolder("llm-sql", "solution.py")
+TASK, EVAL_DIR, REPO = FOLDER.root, FOLDER.evaluator, FOLDER.repo
 BEER_DIR = SHARED / "data" / "llm-sql"
-
-
-def run_eval(worktree: Path, stage: str, data: str = "", env: dict | None = None) -> dict:
-    cmd = [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(worktree), "--data", data]
-    proc = subprocess.run(cmd, cwd=EVAL_DIR, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def candidate(tmp_path: Path, name: str, src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if src is not None:
-        (wt / "solution.py").write_text(src)
-    return wt
-
-
-def with_constants(**values) -> str:
-    src = (REPO / "solution.py").read_text()
-    for key, val in values.items():
-        src, n = re.subn(rf"^{key} = .*$", f"{key} = {val!r}", src, flags=re.M)
-        assert n == 1, key
-    return src
+run_eval, candidate, with_constants = FOLDER.run_eval, FOLDER.candidate, FOLDER.with_constants
 
 
 # A published-style identity that merges as asked: plain columns, then each group concatenated.
@@ -188,7 +157,7 @@ def test_leaderboard_needs_data(tmp_path):
 @pytest.mark.skipif(not (BEER_DIR / "beer.csv").is_file(),
                     reason="needs ../shared/data/llm-sql/beer.csv (not shipped with the project)")
 def test_leaderboard_on_beer(tmp_path):
-    r = run_eval(candidate(tmp_path, "beer"), "leaderboard", data=str(SHARED / "data"))
+    r = run_eval(candidate(tmp_path, "beer"), "leaderboard", data=SHARED / "data")
     assert r["valid"] is True, r["feedback"]
     assert abs(r["metrics"]["anchor_beer"] - 14.43) < 0.01  # identity with the merge applied
     # the published GGR reaches 70.7% on beer.csv; the seed re-implements it

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import tools
-from agent.config import RunConfig
+from agent.config import ProviderConfig, RunConfig
 from agent.models import make_model
 from agent.models.base import ModelAuthError, ModelError, Usage
 from agent.models.openai import OpenAIModel
@@ -34,10 +34,12 @@ def no_openai_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+FAST = ProviderConfig(max_retries=3, base_delay_s=0.001, max_delay_s=0.01, timeout_s=5.0)
+
+
 def model(srv: FakeOpenAI, name: str = "gpt-5", **kw) -> OpenAIModel:
-    settings = dict(base_url=srv.url, max_retries=3, base_delay_s=0.001, max_delay_s=0.01,
-                    timeout_s=5.0)
-    return OpenAIModel(name, **{**settings, **kw})
+    """A model on the fake server; keyword arguments override FAST's settings."""
+    return OpenAIModel(name, FAST, **{"base_url": srv.url, **kw})
 
 
 # -- replies -> Turn ---------------------------------------------------------------------------
@@ -206,6 +208,16 @@ def test_key_and_base_url_from_the_environment(server, monkeypatch):
     assert m.name == "openai/gpt-5-mini"
     assert m.complete([USER], []).text == "via env"
     assert server.requests[0]["headers"]["authorization"] == "Bearer sk-from-env"
+
+
+def test_make_model_takes_the_runs_retry_settings(server):
+    server.add(status(503), status(503), reply("never"))
+    cfg = RunConfig(task_dir=".", provider={"max_retries": 1, "base_delay_s": 0.001})
+    m = make_model(f"openai/qwen3@{server.url}", cfg, 0)
+    with pytest.raises(ModelError, match="gave up after 2 attempts"):
+        m.complete([USER], [])
+    assert len(server.requests) == 2
+    assert "max_tokens" not in server.requests[0]["body"]  # Anthropic's setting: the server's own
 
 
 @pytest.mark.live

@@ -9,44 +9,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TASK = ROOT / "tasks" / "prism"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
+from tests.fixtures.tasks import ROOT, TaskFolder
 
-
-def run_eval(cand: Path, stage: str, *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(cand), *extra],
-        cwd=EVAL_DIR, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def candidate(tmp_path: Path, name: str, src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if src is not None:
-        (wt / "placement.py").write_text(src)
-    return wt
-
-
-def baseline_with(extra_body: str = "", **consts) -> str:
-    src = (REPO / "placement.py").read_text()
-    for key, val in consts.items():
-        src, n = re.subn(rf"^{key} = \S+", f"{key} = {val!r}", src, flags=re.M)
-        assert n == 1, key
-    return src + extra_body
+FOLDER = TaskFolder("prism", "placement.py")
+TASK, EVAL_DIR, REPO = FOLDER.root, FOLDER.evaluator, FOLDER.repo
+run_eval, candidate, baseline_with = FOLDER.run_eval, FOLDER.candidate, FOLDER.with_constants
 
 
 @pytest.fixture(scope="module")

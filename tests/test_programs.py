@@ -2,6 +2,7 @@
 
 import random
 
+from agent.config import SearchConfig
 from agent.programs import Candidate, ProgramDB
 
 
@@ -11,7 +12,7 @@ def cand(commit, score, island=0, parent="base", valid=True, metrics=None, size=
 
 
 def make_db(direction="maximize"):
-    db = ProgramDB(direction, islands=2, elite_size=3)
+    db = ProgramDB(direction, SearchConfig(islands=2, elite_size=3))
     db.add(cand("base", 0.5, parent=None), baseline=True)
     return db
 
@@ -25,7 +26,7 @@ def test_baseline_joins_every_island_and_best_tracks_direction():
     assert db.best().commit == "a"
     assert [c.commit for c in db.elites(0)] == ["a", "base"]
     assert [c.commit for c in db.elites(1)] == ["b", "base"]
-    low = ProgramDB("minimize", islands=1)
+    low = ProgramDB("minimize", SearchConfig(islands=1))
     low.add(cand("x", 3.0))
     low.add(cand("y", 1.0))
     assert low.best().commit == "y"

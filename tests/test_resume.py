@@ -17,9 +17,24 @@ from collections import Counter
 
 import pytest
 
-from fixtures.helpers import (CLI, REPO_ROOT, call, calls, cli_env, events, note, noted,
-                              of_type, only_session, policy, run_cli, scored, toy_task, turn,
-                              write_script)
+from fixtures.helpers import (
+    CLI,
+    REPO_ROOT,
+    call,
+    calls,
+    cli_env,
+    events,
+    note,
+    noted,
+    of_type,
+    only_session,
+    policy,
+    run_cli,
+    scored,
+    toy_task,
+    turn,
+    write_script,
+)
 
 BUDGET = 10
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import run as sandbox_run
 from sandbox import cgroup
+from sandbox import run as sandbox_run
 from sandbox.jail import Jail, Mount
 from sandbox.run import RunResult, allowed_env, run
 
@@ -254,6 +254,7 @@ FORK_HOGS = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 @needs_cgroup
 def test_memory_cap_covers_all_processes_together(tmp_path):
     res = run([sys.executable, "-c", FORK_HOGS], tmp_path, timeout_s=60, memory_mb=512)
@@ -354,6 +355,7 @@ def test_jail_cannot_reach_host_unix_sockets_or_network(tmp_path, backend, local
     assert res.stdout.count("blocked") == 5, res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_jail_is_killed_whole_at_the_timeout(tmp_path, backend):
     token = "61.73519"
     wt = tmp_path / "wt"
@@ -378,6 +380,7 @@ def test_jail_is_killed_whole_at_the_timeout(tmp_path, backend):
     assert alive() == []
 
 
+@pytest.mark.slow
 def test_jail_memory_cap(tmp_path, backend):
     wt = tmp_path / "wt"
     wt.mkdir()

@@ -12,8 +12,23 @@ from collections import Counter
 
 import pytest
 
-from fixtures.helpers import (call, calls, events, git, note, noted, of_type, policy,
-                              run_cli, scored, solve, toy_task, turn, write_script, cli_env)
+from fixtures.helpers import (
+    call,
+    calls,
+    cli_env,
+    events,
+    git,
+    note,
+    noted,
+    of_type,
+    policy,
+    run_cli,
+    scored,
+    solve,
+    toy_task,
+    turn,
+    write_script,
+)
 
 
 def sha(text: str) -> str:
@@ -301,6 +316,7 @@ def test_parallel_episode_worktrees_do_not_race(tmp_path):
     .git/worktrees/eN/commondir"), so this catches a regression most of the time.
     """
     import threading
+
     from sandbox import git as sgit
 
     src = tmp_path / "src"

@@ -129,7 +129,7 @@ def test_missing_name(tmp_path):
 
 def test_missing_brief(tmp_path):
     msg = load_error(broken(tmp_path, 'brief = "README.md"\n', ""))
-    assert_problem(msg, "brief", "README.md")
+    assert_problem(msg, "brief", "BRIEF.md")
 
 
 def test_brief_file_absent(tmp_path):
@@ -324,3 +324,60 @@ def test_cli_tasks_check_good_task_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok" in proc.stdout
     assert "toy" in proc.stdout
+
+
+# -- the schema --------------------------------------------------------------------------------
+def test_defaults_have_one_home_evaluator_spec(tmp_path):
+    from sandbox.evaluate import EvaluatorSpec
+
+    toml = GOOD_TOML.replace("timeout_s = 60\n", "").replace("[sandbox]\nmemory_mb = 1024\n", "[sandbox]\n")
+    task = Task.load(write_task(tmp_path, toml))
+    bare = EvaluatorSpec(command=[], cwd=Path("."), stages=["quick"])
+    assert task.evaluator.timeout_s == bare.timeout_s
+    assert task.evaluator.memory_mb == bare.memory_mb
+    assert (task.evaluator.sandbox, task.evaluator.image) == (bare.sandbox, bare.image)
+
+
+def test_every_field_of_task_toml_is_documented():
+    from agent.task import TaskFile
+
+    tables = [TaskFile, *(TaskFile.model_fields[t].annotation for t in ("repo", "evaluator", "sandbox"))]
+    for table in tables:
+        for name, info in table.model_fields.items():
+            assert info.description, f"{table.__name__}.{name} has no docstring"
+
+
+def test_secret_env_names_refused(tmp_path):
+    msg = load_error(broken(tmp_path, "memory_mb = 1024", 'memory_mb = 1024\nenv = ["OMP_NUM_THREADS", "MY_API_KEY"]'))
+    assert_problem(msg, "[sandbox] env", "MY_API_KEY", "secrets")
+    assert "OMP_NUM_THREADS" not in msg
+
+
+def test_extra_stage_also_a_cascade_stage(tmp_path):
+    msg = load_error(broken(tmp_path, 'test_stage = "test"', 'test_stage = "test"\nextra_stages = ["lb", "quick"]'))
+    assert_problem(msg, "[evaluator] extra_stages", "quick", "already")
+
+
+def test_unknown_sandbox_backend(tmp_path):
+    msg = load_error(broken(tmp_path, "network = false", 'network = false\nbackend = "chroot"'))
+    assert_problem(msg, "[sandbox] backend", "chroot", "bwrap")
+
+
+def test_a_table_written_as_a_value(tmp_path):
+    toml = GOOD_TOML.split("[repo]")[0] + 'repo = "repo"\n[evaluator]' + GOOD_TOML.split("[evaluator]")[1]
+    msg = load_error(write_task(tmp_path, toml))
+    assert_problem(msg, "[repo]", "not a table")
+
+
+def test_problems_in_one_table_do_not_hide_those_of_another(tmp_path):
+    toml = (GOOD_TOML.replace('direction = "maximize"', 'direction = "up"')
+            .replace('editable = ["pkg/**/*.py"]', 'editable = ["src/*.rs"]'))
+    msg = load_error(write_task(tmp_path, toml))
+    assert msg.startswith("2 problem(s)")
+    assert_problem(msg, "[evaluator] direction", "up")
+    assert_problem(msg, "[repo] editable", "src/*.rs", "matches no file")
+
+
+def test_description_is_a_known_field(tmp_path):
+    task = Task.load(broken(tmp_path, 'name = "toy"', 'name = "toy"\ndescription = "A toy."'))
+    assert task.name == "toy"

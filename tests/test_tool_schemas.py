@@ -1,7 +1,7 @@
 """Snapshot of the tool schemas the model sees: a change to a signature or docstring shows here.
 
 To accept an intended change, regenerate the snapshot:
-    python -c "import json, tools; open('tests/snapshots/tool_schemas.json', 'w').write(json.dumps(tools.schemas(), indent=2) + '\n')"
+    python -c "import json, tools; print(json.dumps(tools.schemas(), indent=2))" > tests/snapshots/tool_schemas.json
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import tools
+from tests.fixtures.workspace import RecordingWorkspace
 from tools.base import ToolContext, ToolResult
 from tools.commit import commit
 from tools.edit import edit
@@ -26,23 +27,21 @@ def make_ctx(tmp_path: Path, **kw) -> ToolContext:
     wt = tmp_path / "wt"
     (wt / "pkg" / "sub").mkdir(parents=True)
     (wt / ".git").write_text("gitdir: elsewhere\n")
-    (wt / "pkg" / "solver.py").write_text("def solve(items):\n    total = 0\n    for x in items:\n        total += x\n    return total\n")
+    (wt / "pkg" / "solver.py").write_text(
+        "def solve(items):\n    total = 0\n    for x in items:\n        total += x\n    return total\n"
+    )
     (wt / "pkg" / "sub" / "util.py").write_text("def helper():\n    return 1\n")
     (wt / "README.md").write_text("# Demo\nsolve things\n")
     (wt / "data.bin").write_bytes(b"\x00\x01solve\x02")
-    calls: list = []
     defaults = dict(
         worktree=wt,
         editable=["pkg/**/*.py"],
         stages=["quick", "full"],
         log_dir=tmp_path / "logs",
-        evaluate=lambda stage: (calls.append(("evaluate", stage)), ToolResult(f"evaluated {stage or 'default'}"))[1],
-        commit=lambda message: (calls.append(("commit", message)), ToolResult(f"committed: {message}"))[1],
+        workspace=RecordingWorkspace(),
     )
     defaults.update(kw)
-    ctx = ToolContext(**defaults)
-    ctx.notes["calls"] = calls
-    return ctx
+    return ToolContext(**defaults)
 
 
 @pytest.fixture
@@ -254,14 +253,14 @@ def test_run_evaluator(ctx):
     assert run_evaluator(ctx, "full").text == "evaluated full"
     r = run_evaluator(ctx, "slow")
     assert r.is_error and "quick, full" in r.text
-    assert ctx.notes["calls"] == [("evaluate", ""), ("evaluate", "full")]
+    assert ctx.workspace.calls == [("evaluate", ""), ("evaluate", "full")]
 
 
 def test_run_requires_permission(tmp_path):
     ctx = make_ctx(tmp_path)
     r = run(ctx, "ls")
     assert r.is_error and r.text.startswith("the task does not allow shell commands")
-    ctx.run = lambda command, timeout_s: ToolResult(f"ran {command!r} within {timeout_s}s")
+    ctx.workspace.can_run = True
     assert run(ctx, "ls", 5).text == "ran 'ls' within 5s"
     assert run(ctx, "  ").is_error
     assert run(ctx, "ls", 0).is_error
@@ -271,13 +270,7 @@ def test_commit(ctx):
     assert commit(ctx, "faster loop").text == "committed: faster loop"
     r = commit(ctx, "  ")
     assert r.is_error and "empty" in r.text
-    assert ctx.notes["calls"] == [("commit", "faster loop")]
-
-
-def test_plain_string_reports_are_wrapped(tmp_path):
-    ctx = make_ctx(tmp_path, evaluate=lambda stage: "plain report")
-    r = run_evaluator(ctx)
-    assert isinstance(r, ToolResult) and r.text == "plain report" and not r.is_error
+    assert ctx.workspace.calls == [("commit", "faster loop")]
 
 
 def test_finish(ctx):
@@ -303,7 +296,7 @@ def test_read_log_list_and_read(ctx):
     write_log(ctx, "def456/full.log", "full\n", age=50)
     lines = read_log(ctx).text.splitlines()
     assert lines[0] == "3 logs, newest first:"
-    assert [l.split("  ")[0] for l in lines[1:]] == ["def456/quick.log", "def456/full.log", "abc123/quick.log"]
+    assert [line.split("  ")[0] for line in lines[1:]] == ["def456/quick.log", "def456/full.log", "abc123/quick.log"]
     r = read_log(ctx, "quick", limit=2)
     assert r.text.splitlines() == [
         "def456/quick.log: lines 1-2 of 3",
@@ -340,7 +333,8 @@ def test_call_runs_tool_and_coerces(ctx):
     assert not r.is_error and r.text.startswith("pkg/solver.py: lines 2-2 of 5")
     r = tools.call(ctx, "search", {"pattern": "def", "regex": "true"})
     assert not r.is_error
-    ctx.run = lambda command, timeout_s: ToolResult(f"{type(timeout_s).__name__} {timeout_s}")
+    ctx.workspace.can_run = True
+    ctx.workspace.run_report = lambda command, timeout_s: ToolResult(f"{type(timeout_s).__name__} {timeout_s}")
     assert tools.call(ctx, "run", {"command": "ls", "timeout_s": 3}).text == "float 3.0"
     assert tools.call(ctx, "run", {"command": "ls", "timeout_s": "2.5"}).text == "float 2.5"
     r = tools.call(ctx, "read_file", {"path": "pkg/solver.py", "start": None})  # null means default
@@ -375,5 +369,5 @@ def test_call_clips_long_output(tmp_path):
 
 
 def test_call_says_when_output_is_empty(tmp_path):
-    ctx = make_ctx(tmp_path, evaluate=lambda stage: ToolResult(""))
+    ctx = make_ctx(tmp_path, workspace=RecordingWorkspace(evaluate_report=lambda stage: ToolResult("")))
     assert tools.call(ctx, "run_evaluator", {}).text == "run_evaluator returned no output."

@@ -1,70 +1,35 @@
-"""TunerModel driven through a tiny real episode loop over a temp folder."""
+"""TunerModel driven through the real tools and a real episode loop over a temp folder; the
+workspace behind run_evaluator and commit scores the code by running it (MiniEnv)."""
 
 from __future__ import annotations
 
 import ast
-import fnmatch
 import math
-import re
 from pathlib import Path
 
-import pytest
-
+import tools
+from agent.config import TunerConfig
 from agent.models.base import Turn
-from agent.models.tuner import TunerModel, find_sites, parse_read, parse_report, rebuild_text
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def split_lines(text: str) -> list[str]:
-    if not text:
-        return []
-    lines = _LINE_BREAK.split(text)
-    if lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def window(label: str, lines: list[str], start: int, limit: int) -> tuple[str, bool]:
-    """The read_file output format: header, lines-above note, numbered lines, lines-below note."""
-    total = len(lines)
-    if total == 0:
-        return f"{label}: the file is empty (0 lines)", False
-    if start > total:
-        return f"{label} has {total} lines; start={start} is past the end.", True
-    start, limit = max(1, start), max(1, limit)
-    end = min(total, start + limit - 1)
-    out = [f"{label}: lines {start}-{end} of {total}"]
-    if start > 1:
-        out.append(f"({start - 1} more lines above)")
-    out.append("\n".join(f"{i:>6}\t{line}" for i, line in enumerate(lines[start - 1:end], start)))
-    if end < total:
-        out.append(f'({total - end} more lines below; read_file("{label}", start={end + 1}) to see them)')
-    return "\n".join(out), False
-
-
-def clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit * 2 // 3], text[-(limit // 3):]
-    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
+from agent.models.tuner import Report, TunerModel, find_sites
+from tools.base import ToolContext, ToolResult
 
 
 class MiniEnv:
-    """A worktree folder, the tools the tuner uses, and a scorer that runs the code."""
+    """A worktree folder, the real tools over it, and a workspace that scores the code."""
 
     def __init__(self, root: Path, files: dict[str, str], editable=("pkg/*.py",),
-                 direction: str = "maximize", clip_chars: int | None = None, broken_eval=False,
+                 direction: str = "maximize", clip_chars: int = 12000, broken_eval=False,
                  scorer=lambda ns: ns["score"]()):
         self.root = root
         self.scorer = scorer
-        self.editable = list(editable)
         self.direction = direction
-        self.clip_chars = clip_chars
         self.broken_eval = broken_eval
         for rel, text in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text, encoding="utf-8", newline="")
+        self.ctx = ToolContext(worktree=root, editable=list(editable), stages=["full"],
+                               log_dir=root / "logs", workspace=self, max_output_chars=clip_chars)
+        self.can_run = False
         self.commits: list[tuple[str, float, float | None]] = []  # (message, score, previous best)
         self.committed = {rel: self.text(rel) for rel in files}
         self.best: float | None = None
@@ -84,78 +49,52 @@ class MiniEnv:
             return None
         return value if math.isfinite(value) else None
 
-    def report(self, score: float | None) -> str:
+    def report(self, score: float | None) -> ToolResult:
         if self.broken_eval:
-            return "evaluator says: ¯\\_(ツ)_/¯"
+            return ToolResult("evaluator says: ¯\\_(ツ)_/¯")
         valid = score is not None
-        return (f"stage: full\nscore: {score if valid else 'None'}\nvalid: {'true' if valid else 'false'}\n"
-                f"direction: {self.direction}\n  stage full: score: 12345 valid: true")
+        return ToolResult(f"score: {score}", data={"score": score, "valid": valid,
+                                                   "direction": self.direction})
 
-    # -- tools ----------------------------------------------------------------------------
+    # -- the Workspace protocol --------------------------------------------------------------
+    def evaluate(self, stage: str) -> ToolResult:
+        return self.report(self.score_of())
 
-    def list_files(self, path: str = ".", pattern: str = "*"):
-        files = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        ed = [any(fnmatch.fnmatchcase(f, g) for g in self.editable) for f in files]
-        lines = [f"{len(files)} files ({sum(ed)} editable) under ."]
-        lines += [f + ("  [editable]" if e else "") for f, e in zip(files, ed)]
-        return "\n".join(lines), False
-
-    def read_file(self, path: str, start: int = 1, limit: int = 400):
-        if not (self.root / path).is_file():
-            return f"{path} does not exist.", True
-        out, err = window(path, split_lines(self.text(path)), start, limit)
-        if self.clip_chars:
-            out = clip(out, self.clip_chars)
-        return out, err
-
-    def edit(self, path: str, old_str: str, new_str: str):
-        if not any(fnmatch.fnmatchcase(path, g) for g in self.editable):
-            return f"{path} is not editable", True
-        text = self.text(path)
-        if text.count(old_str) != 1:
-            return f"old_str occurs {text.count(old_str)} times in {path}; it must occur once", True
-        new = text.replace(old_str, new_str, 1)
-        try:
-            ast.parse(new)
-        except SyntaxError as e:
-            return f"SyntaxError: {e}", True
-        (self.root / path).write_text(new, encoding="utf-8", newline="")
-        self.edits.append((old_str, new_str))
-        return f"edited {path}", False
-
-    def run_evaluator(self, stage: str = ""):
-        return self.report(self.score_of()), False
-
-    def commit(self, message: str):
+    def commit(self, message: str) -> ToolResult:
         score = self.score_of()
         self.commits.append((message, score, self.best))
         self.best = score
         self.committed = {rel: self.text(rel) for rel in self.committed}
-        return f"committed deadbeef: {message}\n" + self.report(score), False
+        return self.report(score)
 
-    def finish(self, summary: str):
-        self.summary = summary
-        return "finished", False
+    def run(self, command: str, timeout_s: float) -> ToolResult:
+        raise AssertionError("the tuner never runs commands")
+
+    def call(self, name: str, arguments: dict) -> ToolResult:
+        result = tools.call(self.ctx, name, arguments)
+        if name == "edit" and not result.is_error:
+            self.edits.append((arguments["old_str"], arguments["new_str"]))
+        if name == "finish":
+            self.summary = arguments["summary"]
+        return result
 
 
 def run_episode(model, env: MiniEnv, hard_cap: int = 1000) -> list[dict]:
-    """The episode loop: complete, run each call, append results, until finish."""
+    """The episode loop: complete, run each call, append results (text and data), until finish."""
     if env.best is None:
         env.best = env.score_of()
-    tools = [{"name": n, "description": "", "input_schema": {}} for n in
-             ("list_files", "read_file", "edit", "run_evaluator", "commit", "finish")]
     messages: list[dict] = [{"role": "system", "content": "tune"}, {"role": "user", "content": "go"}]
     for _ in range(hard_cap):
-        turn = model.complete(messages, tools)
+        turn = model.complete(messages, tools.schemas())
         assert isinstance(turn, Turn)
         assert len(turn.tool_calls) == 1
         assert turn.usage.input_tokens == 0 and turn.usage.cost_usd == 0
         messages.append(turn.as_message())
         done = False
         for call in turn.tool_calls:
-            content, err = getattr(env, call.name)(**call.arguments)
+            result = env.call(call.name, call.arguments)
             messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name,
-                             "content": content, "is_error": err})
+                             "content": result.text, "is_error": result.is_error, "data": result.data})
             done |= call.name == "finish"
         if done:
             return messages
@@ -195,7 +134,7 @@ def test_tuner_improves_over_episodes(tmp_path):
     start = env.score_of()
     scores = [start]
     for ep in range(5):
-        model = TunerModel(seed=ep, trials=8, max_commits=3)
+        model = TunerModel(seed=ep, config=TunerConfig(trials=8, max_commits=3))
         messages = run_episode(model, env)
         assert model.turns <= model.max_turns
         assert env.summary and "tuner" in env.summary
@@ -227,7 +166,7 @@ def test_tuner_minimize_direction(tmp_path):
     env = MiniEnv(tmp_path, {"pkg/policy.py": src}, direction="minimize")
     start = env.score_of()
     for ep in range(4):
-        run_episode(TunerModel(seed=10 + ep, trials=8), env)
+        run_episode(TunerModel(seed=10 + ep, config=TunerConfig(trials=8)), env)
     assert env.commits
     for _, score, previous in env.commits:
         assert previous is None or score < previous
@@ -241,7 +180,7 @@ def test_tuner_flips_comparisons(tmp_path):
     flips = 0
     for seed in range(6):
         env = MiniEnv(tmp_path / f"s{seed}", {"pkg/policy.py": src})
-        run_episode(TunerModel(seed=seed, trials=6), env)
+        run_episode(TunerModel(seed=seed, config=TunerConfig(trials=6)), env)
         for old, new in env.edits:
             if old.replace("<", "").replace(">", "").replace("=", "") == \
                     new.replace("<", "").replace(">", "").replace("=", "") and old != new:
@@ -254,7 +193,7 @@ def test_tuner_flips_comparisons(tmp_path):
 def test_tuner_stops_within_turn_cap(tmp_path):
     src = "A = 3.0\n\n\ndef score():\n    return -abs(A - 1000.0)\n"
     env = MiniEnv(tmp_path, {"pkg/policy.py": src})
-    model = TunerModel(seed=1, trials=40, max_commits=2)
+    model = TunerModel(seed=1, config=TunerConfig(trials=40, max_commits=2))
     run_episode(model, env)
     assert len(env.commits) <= 2
     assert model.turns <= model.max_turns
@@ -274,11 +213,11 @@ def test_tuner_finishes_when_nothing_to_tune(tmp_path):
     assert "no numeric literals" in env2.summary
 
 
-def test_tuner_finishes_on_unparsable_report(tmp_path):
+def test_tuner_finishes_on_a_report_without_data(tmp_path):
     env = MiniEnv(tmp_path, {"pkg/policy.py": "A = 1.0\n\ndef score():\n    return A\n"},
                   broken_eval=True)
     run_episode(TunerModel(), env)
-    assert "could not be parsed" in env.summary
+    assert "reported no score" in env.summary
     assert not env.commits and not env.edits
 
 
@@ -286,7 +225,7 @@ def test_tuner_reads_clipped_output_in_chunks(tmp_path):
     body = "".join(f"C{i} = {i}.5  # padding padding padding padding\n" for i in range(300))
     src = body + "\n\ndef score():\n    return -(C7 - 20.0) ** 2\n"
     env = MiniEnv(tmp_path, {"pkg/policy.py": src}, clip_chars=3000)
-    model = TunerModel(seed=3, trials=3)
+    model = TunerModel(seed=3, config=TunerConfig(trials=3))
     run_episode(model, env)
     assert set(model.files) == {"pkg/policy.py"}
     ast.parse(env.text("pkg/policy.py"))
@@ -304,37 +243,13 @@ TRICKY = ("# -*- coding: utf-8 -*-\n"
           "\n")
 
 
-def test_rebuild_is_exact():
-    lines = split_lines(TRICKY)
-    out, _ = window("pkg/t.py", lines, 1, 100000)
-    chunk = parse_read(out)
-    assert chunk.total == len(lines)
-    assert rebuild_text(chunk.lines, chunk.total) == TRICKY
-    # read in pieces, with the notes above and below
-    got: dict[int, str] = {}
-    for start in range(1, len(lines) + 1, 3):
-        got.update(parse_read(window("pkg/t.py", lines, start, 3)[0]).lines)
-    assert rebuild_text(got, len(lines)) == TRICKY
-    # an empty file
-    empty = parse_read(window("pkg/e.py", [], 1, 10)[0])
-    assert empty.total == 0 and rebuild_text(empty.lines, 0) == ""
-
-
 def test_rebuild_through_the_model(tmp_path):
     src = TRICKY + "\n\ndef score():\n\treturn V * 2.0\n"
     env = MiniEnv(tmp_path, {"pkg/policy.py": src})
-    model = TunerModel(seed=0, trials=2)
+    model = TunerModel(seed=0, config=TunerConfig(trials=2))
     run_episode(model, env)
     # the in-memory copy matches the file on disk after every edit and revert
     assert model.files["pkg/policy.py"] == env.text("pkg/policy.py")
-
-
-def test_rebuild_against_real_window():
-    common = pytest.importorskip("tools._common")
-    lines = common.split_lines(TRICKY)
-    res = common.window("pkg/t.py", lines, 1, 100000, 'read_file("pkg/t.py", start={start})')
-    chunk = parse_read(res.text)
-    assert rebuild_text(chunk.lines, chunk.total) == TRICKY
 
 
 def test_sites_skip_strings_indices_and_find_constants():
@@ -353,9 +268,12 @@ def test_sites_skip_strings_indices_and_find_constants():
     assert src2.encode()[s.start:s.end] == b"1.5" and s.line == 2
 
 
-def test_parse_report():
-    r = parse_report("stage: full\n  score: 3\nscore: 1.5\nvalid: true\ndirection: minimize\n")
-    assert (r.score, r.valid, r.direction) == (1.5, True, "minimize")
-    r = parse_report("score: None\nvalid: false\n")
+
+
+def test_report_reads_only_well_formed_data():
+    assert Report.of({"score": 1.5, "valid": True, "direction": "minimize"}) == Report(1.5, True, "minimize")
+    r = Report.of({"score": None, "valid": False})
     assert r.score is None and r.valid is False and r.parsed
-    assert not parse_report("garbage").parsed
+    assert not Report.of({}).parsed
+    assert Report.of({"score": float("nan"), "valid": "yes", "direction": "up"}) == Report(None, None, None)
+    assert Report.of({"score": True}).score is None

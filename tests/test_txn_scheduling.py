@@ -7,47 +7,18 @@ that raises scores 0 (it is not dropped), and orders that are not permutations a
 """
 from __future__ import annotations
 
-import json
-import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TASK = ROOT / "tasks" / "txn-scheduling"
-EVAL_DIR = TASK / "evaluator"
-REPO = TASK / "repo"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "txn-scheduling"
+from tests.fixtures.tasks import ROOT, SHARED, TaskFolder
+
+FOLDER = TaskFolder("txn-scheduling", "scheduler.py")
+TASK, EVAL_DIR, REPO = FOLDER.root, FOLDER.evaluator, FOLDER.repo
+run_eval, candidate, with_constants = FOLDER.run_eval, FOLDER.candidate, FOLDER.with_constants
+SHARED_DATA = SHARED / "data" / "txn-scheduling"
 PUBLISHED_SCORE = 100 * (537 - 352) / (537 - 95.1)  # 41.86: greedy seed with random.seed(42)
-
-
-def run_eval(cand: Path, stage: str, *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "evaluate.py", "--stage", stage, "--candidate", str(cand), *extra],
-        cwd=EVAL_DIR, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) >= {"score", "valid", "metrics", "feedback", "artifacts"}
-    return result
-
-
-def candidate(tmp_path: Path, name: str, src: str | None = None) -> Path:
-    wt = tmp_path / name
-    shutil.copytree(REPO, wt)
-    if src is not None:
-        (wt / "scheduler.py").write_text(src)
-    return wt
-
-
-def with_constants(**values) -> str:
-    src = (REPO / "scheduler.py").read_text()
-    for key, val in values.items():
-        src, n = re.subn(rf"^{key} = \S+", f"{key} = {val!r}", src, flags=re.M)
-        assert n == 1, key
-    return src
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +52,6 @@ def test_shipped_workloads_are_copies_of_the_public_data():
         shared = (SHARED_DATA / f"workload_{k}.json").read_text()
         assert (REPO / "data" / f"workload_{k}.json").read_text() == shared
         assert (EVAL_DIR / "runtime" / "data" / f"workload_{k}.json").read_text() == shared
-
-
-def test_sealed_simulator_is_byte_identical_to_the_candidate_api():
-    """The evaluator scores with runtime/ (and hands runtime/'s files to the candidate side),
-    never with the worktree's copy; the two must not drift apart."""
-    for name in ("txn_simulator.py", "workloads.py"):
-        assert (EVAL_DIR / "runtime" / name).read_bytes() == (REPO / name).read_bytes(), name
-    for k in (1, 2, 3):
-        name = f"data/workload_{k}.json"
-        assert (EVAL_DIR / "runtime" / name).read_bytes() == (REPO / name).read_bytes(), name
 
 
 PUBLISHED_STYLE = '''
@@ -265,7 +226,10 @@ def test_time_limit_scores_unfinished_workloads_zero(tmp_path):
 def test_test_stage_is_held_out(tmp_path):
     cand = candidate(tmp_path, "seq", REPORTS_ZERO)
     full, test = run_eval(cand, "full"), run_eval(cand, "test")
-    names = lambda r: {k.rsplit("_", 1)[0] for k in r["metrics"] if k.endswith("_makespan")}
+
+    def names(r):
+        return {k.rsplit("_", 1)[0] for k in r["metrics"] if k.endswith("_makespan")}
+
     assert "workload_1" in names(full)
     assert names(full).isdisjoint(names(test) - {"total"})
 

@@ -12,7 +12,8 @@ import inspect
 import json
 import re
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tools.base import ToolContext, ToolResult, clip
 from tools.commit import commit
@@ -150,11 +151,16 @@ def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
     spec = schema(fn)
     expected = f"Expected arguments for {name}: {json.dumps(spec['input_schema'])}"
     if not isinstance(arguments, dict):
-        return ToolResult(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}. {expected}", is_error=True, malformed=True)
+        return ToolResult(
+            f"arguments for {name} must be a JSON object, got {type(arguments).__name__}. {expected}",
+            is_error=True, malformed=True,
+        )
     params = {p.name: p for p in _params(fn)}
     unknown = [a for a in arguments if a not in params]
     if unknown:
-        return ToolResult(f"unknown argument(s) for {name}: {', '.join(unknown)}. {expected}", is_error=True, malformed=True)
+        return ToolResult(
+            f"unknown argument(s) for {name}: {', '.join(unknown)}. {expected}", is_error=True, malformed=True
+        )
     hints = typing.get_type_hints(fn)
     kwargs: dict[str, Any] = {}
     missing = []
@@ -173,9 +179,12 @@ def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
             )
         kwargs[pname] = converted
     if missing:
-        return ToolResult(f"missing required argument(s) for {name}: {', '.join(missing)}. {expected}", is_error=True, malformed=True)
+        return ToolResult(
+            f"missing required argument(s) for {name}: {', '.join(missing)}. {expected}", is_error=True, malformed=True
+        )
     result = fn(ctx, **kwargs)
     if not isinstance(result, ToolResult):
         result = ToolResult(str(result))
     text = result.text if result.text.strip() else f"{name} returned no output."
-    return ToolResult(clip(text, ctx.max_output_chars, MORE_HINTS.get(name, "")), result.is_error)
+    return ToolResult(clip(text, ctx.max_output_chars, MORE_HINTS.get(name, "")), result.is_error,
+                      data=result.data)

@@ -35,11 +35,6 @@ def resolve(root: Path, path: str, what: str = "the worktree") -> tuple[Path, st
     return target, rel or "."
 
 
-def as_result(value: ToolResult | str) -> ToolResult:
-    """Orchestrator callables may return a ToolResult or a plain report string."""
-    return value if isinstance(value, ToolResult) else ToolResult(str(value))
-
-
 def walk_files(root: Path, start: Path) -> list[str]:
     """All files under `start` (a file or folder), as sorted posix paths relative to root.
     Symlinks that lead out of root are left out: nothing reads through them."""

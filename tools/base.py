@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Protocol
 
 from sandbox.git import matches
 
@@ -20,29 +20,40 @@ class ToolResult:
     text: str
     is_error: bool = False
     malformed: bool = False  # the call itself was wrong (unknown tool, bad arguments)
+    data: dict[str, Any] = field(default_factory=dict)
+    """Structured facts behind the text (a score, a listing) for the built-in models to read;
+    providers send only the text."""
+
+
+class Workspace(Protocol):
+    """What an episode's tools may do beyond its files: supplied by the orchestrator (agent/),
+    so that tools stay below it."""
+
+    can_run: bool
+    """Whether the task allows shell commands."""
+
+    def evaluate(self, stage: str) -> ToolResult:
+        """Run the evaluator on the worktree as it is (stage "" is the default one)."""
+
+    def commit(self, message: str) -> ToolResult:
+        """Commit the worktree, score the commit, report it."""
+
+    def run(self, command: str, timeout_s: float) -> ToolResult:
+        """Run a shell command in the jail that sees only the worktree."""
 
 
 @dataclass
 class ToolContext:
-    """The episode's view of the world, handed to each tool call.
-
-    The callables are supplied by the orchestrator so that tools stay below `agent`:
-    evaluate(stage) -> str     runs the evaluator on the worktree as it is, returns a report
-    commit(message) -> str     commits the worktree, scores it, returns a report
-    run(command, timeout_s) -> str  runs a shell command in the sandbox, returns a report
-    """
+    """The episode's view of the world, handed to each tool call."""
 
     worktree: Path
     editable: list[str]
     stages: list[str]
     log_dir: Path
-    evaluate: Callable[[str], ToolResult]
-    commit: Callable[[str], ToolResult]
-    run: Callable[[str, float], ToolResult] | None = None
+    workspace: Workspace
     finished: bool = False
     summary: str = ""
     max_output_chars: int = 12000
-    notes: dict = field(default_factory=dict)
 
     def is_editable(self, rel: str) -> bool:
         """Whether a worktree-relative path matches an editable glob (`**/` also matches no

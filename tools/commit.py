@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tools._common import as_result
 from tools.base import ToolContext, ToolResult
 
 
@@ -15,4 +14,4 @@ def commit(ctx: ToolContext, message: str) -> ToolResult:
     """
     if not message.strip():
         return ToolResult("the commit message is empty; say what changed and why.", is_error=True)
-    return as_result(ctx.commit(message))
+    return ctx.workspace.commit(message)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import difflib
 
 from tools._common import (
-    BadPath, not_editable, number, python_syntax_error, read_text, resolve, split_lines,
-    suggest_paths, write_text,
+    BadPath,
+    not_editable,
+    number,
+    python_syntax_error,
+    read_text,
+    resolve,
+    split_lines,
+    suggest_paths,
+    write_text,
 )
 from tools.base import ToolContext, ToolResult
 
@@ -37,7 +44,9 @@ def edit(ctx: ToolContext, path: str, old_str: str, new_str: str) -> ToolResult:
             is_error=True,
         )
     if not old_str:
-        return ToolResult("old_str is empty; give the exact text to replace (use write_file to write a whole file).", is_error=True)
+        return ToolResult(
+            "old_str is empty; give the exact text to replace (use write_file to write a whole file).", is_error=True
+        )
     if old_str == new_str:
         return ToolResult("old_str and new_str are identical; nothing to change.", is_error=True)
     try:
@@ -47,7 +56,9 @@ def edit(ctx: ToolContext, path: str, old_str: str, new_str: str) -> ToolResult:
 
     positions = _find_all(text, old_str)
     if not positions:
-        return ToolResult(f"old_str was not found in {rel}; nothing was changed.\n{_nearest(text, old_str)}", is_error=True)
+        return ToolResult(
+            f"old_str was not found in {rel}; nothing was changed.\n{_nearest(text, old_str)}", is_error=True
+        )
     if len(positions) > 1:
         at = ", ".join(str(_line_of(text, p)) for p in positions)
         return ToolResult(
@@ -90,10 +101,10 @@ def _line_of(text: str, pos: int) -> int:
 def _nearest(text: str, old_str: str) -> str:
     """The file's lines nearest to old_str, numbered, as a 'did you mean' hint."""
     lines = split_lines(text)
-    wanted = [l for l in split_lines(old_str) if l.strip()]
+    wanted = [line for line in split_lines(old_str) if line.strip()]
     if not lines or not wanted:
         return "Use read_file to see the file's current text."
-    stripped = [l.strip() for l in lines]
+    stripped = [line.strip() for line in lines]
     probe = wanted[0].strip()
     close = difflib.get_close_matches(probe, stripped, n=3, cutoff=0.5)
     starts: list[int] = []

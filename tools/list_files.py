@@ -40,4 +40,4 @@ def list_files(ctx: ToolContext, path: str = ".", pattern: str = "*") -> ToolRes
         lines.append(
             f"({len(files) - MAX_LINES} more files not shown; narrow the listing with path= or pattern=)"
         )
-    return ToolResult("\n".join(lines))
+    return ToolResult("\n".join(lines), data={"files": files, "editable": [f for f, e in zip(files, editable) if e]})

@@ -30,4 +30,6 @@ def read_file(ctx: ToolContext, path: str, start: int = 1, limit: int = 400) -> 
         text = read_text(target)
     except UnicodeDecodeError as e:
         return ToolResult(f"{rel} is not UTF-8 text ({e.reason} at byte {e.start}).", is_error=True)
-    return window(rel, split_lines(text), start, limit, f'read_file("{rel}", start={{start}})')
+    result = window(rel, split_lines(text), start, limit, f'read_file("{rel}", start={{start}})')
+    result.data = {"path": rel, "text": text}
+    return result

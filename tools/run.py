@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tools._common import as_result
 from tools.base import ToolContext, ToolResult
 
 
@@ -15,10 +14,10 @@ def run(ctx: ToolContext, command: str, timeout_s: float = 60) -> ToolResult:
         command: The shell command line to run, from the repository root.
         timeout_s: Seconds after which the command is stopped.
     """
-    if ctx.run is None:
+    if not ctx.workspace.can_run:
         return ToolResult("the task does not allow shell commands; use the other tools instead.", is_error=True)
     if not command.strip():
         return ToolResult("the command is empty; give a shell command line to run.", is_error=True)
     if timeout_s <= 0:
         return ToolResult(f"timeout_s must be positive, got {timeout_s}.", is_error=True)
-    return as_result(ctx.run(command, timeout_s))
+    return ctx.workspace.run(command, timeout_s)

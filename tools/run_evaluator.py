@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tools._common import as_result
 from tools.base import ToolContext, ToolResult
 
 
@@ -16,5 +15,7 @@ def run_evaluator(ctx: ToolContext, stage: str = "") -> ToolResult:
     """
     if stage and stage not in ctx.stages:
         known = ", ".join(ctx.stages) or "(none)"
-        return ToolResult(f"unknown stage {stage!r}; the stages are: {known}. Leave stage empty for the default.", is_error=True)
-    return as_result(ctx.evaluate(stage))
+        return ToolResult(
+            f"unknown stage {stage!r}; the stages are: {known}. Leave stage empty for the default.", is_error=True
+        )
+    return ctx.workspace.evaluate(stage)

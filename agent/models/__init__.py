@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.config import RunConfig
 from agent.models.base import Model
@@ -117,21 +117,17 @@ def make_model(spec: str, cfg: RunConfig, episode: int,
     """A fresh model for one episode; on_retry hears of every retried API call."""
     if spec == "tuner":
         from agent.models.tuner import TunerModel
-        return TunerModel(seed=cfg.seed * 1_000_003 + episode, trials=cfg.tuner.trials,
-                          max_commits=cfg.tuner.max_commits)
+        return TunerModel(seed=cfg.seed * 1_000_003 + episode, config=cfg.tuner)
     if spec.startswith("scripted:"):
         from agent.models.scripted import ScriptedModel
         return ScriptedModel(spec.split(":", 1)[1], episode=episode)
     provider, _, name = spec.partition("/")
-    p = cfg.provider
-    retry = dict(max_retries=p.max_retries, base_delay_s=p.base_delay_s,
-                 max_delay_s=p.max_delay_s, timeout_s=p.timeout_s, on_retry=on_retry)
     if provider == "anthropic" and name:
         from agent.models.anthropic import AnthropicModel
-        return AnthropicModel(name, max_tokens=p.max_tokens, thinking=p.thinking, **retry)
+        return AnthropicModel(name, cfg.provider, on_retry=on_retry)
     if provider == "openai" and name:
         from agent.models.openai import OpenAIModel
         model, _, base_url = name.partition("@")
-        return OpenAIModel(model, base_url=base_url or None, **retry)
+        return OpenAIModel(model, cfg.provider, base_url=base_url or None, on_retry=on_retry)
     raise ModelSpecError(f"model {spec!r}: use tuner, scripted:PATH, anthropic/NAME or "
                          "openai/NAME[@URL]")

@@ -11,13 +11,15 @@ are not valid JSON becomes a ToolCall with `error` instead of an exception. The 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anthropic
 
+from agent.config import ProviderConfig
 from agent.models import pricing
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
-from agent.models.retry import Retrier, parse_arguments
+from agent.models.retry import Retrier, parse_arguments, provider_config
 
 KEY_VAR = "ANTHROPIC_API_KEY"
 EPHEMERAL = {"type": "ephemeral"}
@@ -31,32 +33,32 @@ DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json",
 class AnthropicModel:
     """One episode's conversation with a Claude model."""
 
-    def __init__(self, model: str, *, max_tokens: int = 16000, thinking: int | str = 0,
+    def __init__(self, model: str, config: ProviderConfig | None = None, *,
                  temperature: float | None = None, cache: bool = True,
-                 max_retries: int = 6, base_delay_s: float = 1.0, max_delay_s: float = 60.0,
-                 timeout_s: float = 300.0, api_key: str | None = None,
-                 base_url: str | None = None, on_retry: Callable[[dict], None] | None = None):
+                 api_key: str | None = None, base_url: str | None = None,
+                 on_retry: Callable[[dict], None] | None = None, **settings: Any):
         """
         Args:
             model: the API model name, e.g. claude-sonnet-4-5.
-            max_tokens: output tokens per turn (thinking included).
-            thinking: extended thinking: a token budget (0: off) or "adaptive".
+            config: max_tokens (thinking included), thinking (a token budget, 0: off, or
+                "adaptive"), the retry policy (see retry.py) and timeout_s (to connect, and
+                to wait for each piece of the stream); ProviderConfig's defaults when None.
+            settings: ProviderConfig fields that override config's (max_retries=0, say).
             temperature: sampling temperature (None: the API's default; not with thinking).
             cache: put cache_control breakpoints on the stable prefix and the conversation.
-            max_retries, base_delay_s, max_delay_s: the retry policy (see retry.py).
-            timeout_s: seconds to connect, and to wait for each piece of the stream.
             api_key, base_url: override the SDK's environment (ANTHROPIC_API_KEY/BASE_URL).
             on_retry: called with {"model", "attempt", "error", "delay_s"} before each retry.
         """
+        self.config = config = provider_config(config, settings)
         self.model = model
         self.name = f"anthropic/{model}"
-        self.max_tokens = max_tokens
-        self.thinking = thinking
+        self.max_tokens = config.max_tokens
+        self.thinking = config.thinking
         self.temperature = temperature
         self.cache = cache
-        if isinstance(thinking, int) and thinking and max_tokens <= thinking:
-            self.max_tokens = thinking + 4096  # the API wants room to answer after thinking
-        kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout_s}
+        if isinstance(self.thinking, int) and self.thinking and self.max_tokens <= self.thinking:
+            self.max_tokens = self.thinking + 4096  # the API wants room to answer after thinking
+        kwargs: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_s}
         if api_key is not None:
             kwargs["api_key"] = api_key
         if base_url is not None:
@@ -67,9 +69,7 @@ class AnthropicModel:
             raise ModelAuthError(f"{self.name}: no usable Anthropic credentials: set {KEY_VAR}. "
                                  f"The SDK said: {e}") from e
         self.retrier = Retrier(self.name, KEY_VAR, (anthropic.APIStatusError,),
-                               (anthropic.APIConnectionError,), max_retries=max_retries,
-                               base_delay_s=base_delay_s, max_delay_s=max_delay_s,
-                               on_retry=on_retry)
+                               (anthropic.APIConnectionError,), config, on_retry=on_retry)
         # thinking blocks must go back with the tool calls they led to; the neutral messages
         # do not carry them, so this episode's model keeps them by first tool-call id
         self._thinking: dict[str, list[dict[str, Any]]] = {}

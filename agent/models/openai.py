@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import openai
 
+from agent.config import ProviderConfig
 from agent.models import pricing
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
-from agent.models.retry import Retrier, parse_arguments
+from agent.models.retry import Retrier, parse_arguments, provider_config
 
 KEY_VAR = "OPENAI_API_KEY"
 DUMMY_KEY = "not-needed"
@@ -28,24 +30,27 @@ STOP_REASONS = {"tool_calls": "tool_use", "function_call": "tool_use", "stop": "
 class OpenAIModel:
     """One episode's conversation with an OpenAI(-compatible) chat model."""
 
-    def __init__(self, model: str, *, base_url: str | None = None, max_tokens: int | None = None,
+    def __init__(self, model: str, config: ProviderConfig | None = None, *,
+                 base_url: str | None = None, max_tokens: int | None = None,
                  temperature: float | None = None, reasoning_effort: str | None = None,
-                 stream: bool = True, max_retries: int = 6, base_delay_s: float = 1.0,
-                 max_delay_s: float = 60.0, timeout_s: float = 300.0,
-                 api_key: str | None = None, on_retry: Callable[[dict], None] | None = None):
+                 stream: bool = True, api_key: str | None = None,
+                 on_retry: Callable[[dict], None] | None = None, **settings: Any):
         """
         Args:
             model: the model name the server knows, e.g. gpt-5 or qwen3-coder.
+            config: the retry policy (see retry.py) and timeout_s (to connect, and to wait for
+                each piece of the reply); ProviderConfig's defaults when None. Its max_tokens
+                and thinking are Anthropic's.
+            settings: ProviderConfig fields that override config's (max_retries=0, say).
             base_url: an OpenAI-compatible server, with /v1 (None: OPENAI_BASE_URL or OpenAI).
             max_tokens: output tokens per turn (None: the server's default).
             temperature: sampling temperature (None: the server's default).
             reasoning_effort: for reasoning models: minimal | low | medium | high.
             stream: stream the reply (timeouts then apply to each piece, not the whole reply).
-            max_retries, base_delay_s, max_delay_s: the retry policy (see retry.py).
-            timeout_s: seconds to connect, and to wait for each piece of the reply.
             api_key: overrides OPENAI_API_KEY.
             on_retry: called with {"model", "attempt", "error", "delay_s"} before each retry.
         """
+        self.config = config = provider_config(config, settings)
         self.model = model
         self.base_url = base_url
         self.name = f"openai/{model}" + (f"@{base_url}" if base_url else "")
@@ -58,14 +63,12 @@ class OpenAIModel:
         if not key:
             raise ModelAuthError(f"{self.name}: no API key: set {KEY_VAR}, or give a local "
                                  "server as openai/<model>@http://host:port/v1")
-        kwargs: dict[str, Any] = {"api_key": key, "max_retries": 0, "timeout": timeout_s}
+        kwargs: dict[str, Any] = {"api_key": key, "max_retries": 0, "timeout": config.timeout_s}
         if base_url:
             kwargs["base_url"] = base_url
         self.client = openai.OpenAI(**kwargs)
         self.retrier = Retrier(self.name, KEY_VAR, (openai.APIStatusError,),
-                               (openai.APIConnectionError,), max_retries=max_retries,
-                               base_delay_s=base_delay_s, max_delay_s=max_delay_s,
-                               on_retry=on_retry)
+                               (openai.APIConnectionError,), config, on_retry=on_retry)
 
     # -- neutral -> Chat Completions ---------------------------------------------------------
     def request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict:

@@ -18,9 +18,11 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
+from agent.config import ProviderConfig
 from agent.models.base import ModelAuthError, ModelError
 
 log = logging.getLogger("agent.models")
@@ -81,16 +83,15 @@ class Retrier:
     """Runs a provider call until it succeeds, a fatal error, or `max_retries` retries.
 
     `status_errors` / `connection_errors` are the SDK's exception classes (each SDK has its
-    own); `key_var` names the variable to set when the credentials are refused.
+    own); `key_var` names the variable to set when the credentials are refused; `config`
+    holds the policy (max_retries, base_delay_s, max_delay_s).
     """
 
     name: str
     key_var: str
     status_errors: tuple[type[BaseException], ...]
     connection_errors: tuple[type[BaseException], ...]
-    max_retries: int = 6
-    base_delay_s: float = 1.0
-    max_delay_s: float = 60.0
+    config: ProviderConfig = field(default_factory=ProviderConfig)
     on_retry: Callable[[dict], None] | None = None
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
@@ -119,7 +120,7 @@ class Retrier:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, RETRY_AFTER_CAP_S)
-        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** attempt)
+        backoff = min(self.config.max_delay_s, self.config.base_delay_s * 2 ** attempt)
         return backoff * self.rng.uniform(0.5, 1.0)
 
     def run(self, call: Callable[[], T]) -> T:
@@ -135,7 +136,7 @@ class Retrier:
                         f"{self.key_var} to a valid key.") from exc
                 if kind == "fatal":
                     raise ModelError(f"{self.name}: {what}") from exc
-                if attempt >= self.max_retries:
+                if attempt >= self.config.max_retries:
                     raise ModelError(
                         f"{self.name}: gave up after {attempt + 1} attempts in "
                         f"{time.monotonic() - start:.1f}s; last error: {what}") from exc
@@ -143,11 +144,18 @@ class Retrier:
                 attempt += 1
                 self.retries += 1
                 log.warning("%s: %s; retry %d/%d in %.2fs", self.name, what, attempt,
-                            self.max_retries, wait)
+                            self.config.max_retries, wait)
                 if self.on_retry is not None:
                     self.on_retry({"model": self.name, "attempt": attempt, "error": what,
                                    "delay_s": round(wait, 3)})
                 self.sleep(wait)
+
+
+def provider_config(config: ProviderConfig | None, overrides: dict[str, Any]) -> ProviderConfig:
+    """`config` (ProviderConfig's defaults when None) with `overrides` of its fields applied,
+    validated: a misspelt setting raises instead of being ignored."""
+    base = config.model_dump() if config is not None else {}
+    return ProviderConfig.model_validate({**base, **overrides})
 
 
 def parse_arguments(raw: str, cut: bool) -> tuple[dict[str, Any], str]:

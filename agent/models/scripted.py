@@ -6,8 +6,8 @@ One turn per line:
      "usage": {"input_tokens": 10, "output_tokens": 5}}
 
 Blank lines and lines starting with `#` are skipped. A saved transcript
-(sessions/<id>/transcripts/<episode>.jsonl) is a script too: its assistant turns replay. In every string inside "arguments"
-(recursively) and in "text", `{episode}` becomes the episode number and `{turn}` the
+(sessions/<id>/transcripts/<episode>.jsonl) is a script too: its assistant turns replay.
+In every string inside "arguments" (recursively) and in "text", `{episode}` becomes the episode number and `{turn}` the
 0-based index of the replayed turn (plain str.replace, so other braces survive). Each
 instance replays the file from the top; once the script is exhausted every turn is a
 `finish` call with the summary "script exhausted".
@@ -45,7 +45,7 @@ def load_script(path: str | Path) -> list[dict[str, Any]]:
             if not stripped or stripped.startswith("#"):
                 continue
 
-            def bad(why: str) -> ValueError:
+            def bad(why: str, lineno: int = lineno) -> ValueError:
                 return ValueError(f"{path}:{lineno}: malformed script line: {why}")
 
             try:

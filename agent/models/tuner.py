@@ -21,91 +21,26 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any, Generator
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from agent.config import TunerConfig
 from agent.models.base import ToolCall, Turn, Usage
 
 CONSTANT_PROB = 0.7  # chance of drawing a module-level constant when there are some
 TWO_SITES_PROB = 0.2  # chance of mutating two sites at once
 MAX_CONTEXT_LINES = 40  # an edit's old_str grows at most this many lines for uniqueness
-MAX_READS_PER_FILE = 50
 _FLIPS = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}
 _UPPER = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
-_SCORE = re.compile(r"^\s*score\s*[:=]\s*(\S+)", re.IGNORECASE)
-_VALID = re.compile(r"^\s*valid\s*[:=]\s*(true|false)\b", re.IGNORECASE)
-_DIRECTION = re.compile(r"^\s*direction\s*[:=]\s*(maximize|minimize)\b", re.IGNORECASE)
-_HEADER = re.compile(r"^(?P<path>.*): lines (?P<a>\d+)-(?P<b>\d+) of (?P<n>\d+)\s*$")
-_EMPTY = re.compile(r"^(?P<path>.*): the file is empty")
-_NUMBERED = re.compile(r"^ *(\d+)\t")
-
-# ---------------------------------------------------------------------------------------
-# Parsing tool results
-
-
-def parse_listing(text: str) -> list[str]:
-    """The editable .py paths in a list_files result."""
-    out = []
-    for line in text.split("\n")[1:]:
-        line = line.rstrip("\r")
-        if line.endswith("  [editable]"):
-            path = line[: -len("  [editable]")].strip()
-            if path.endswith(".py"):
-                out.append(path)
-    return out
-
-
-@dataclass
-class ReadChunk:
-    total: int | None  # lines in the file (0 for an empty file); None if no header was found
-    lines: dict[int, str] = field(default_factory=dict)  # line number -> text, trustworthy ones
-
-
-def parse_read(text: str) -> ReadChunk:
-    """The numbered lines of a read_file result, keyed by line number.
-
-    Lines are split on "\\n" only (a line may hold form feeds or U+2028) and each numbered
-    line on its first tab. If the output was clipped (a `[... N characters cut ...]` line),
-    only the numbered lines before the cut are kept, less the last one, which may be partial.
-    """
-    rows = text.split("\n")
-    if not rows:
-        return ReadChunk(None)
-    if _EMPTY.match(rows[0]):
-        return ReadChunk(0)
-    m = _HEADER.match(rows[0])
-    if not m:
-        return ReadChunk(None)
-    chunk = ReadChunk(int(m["n"]))
-    first, last = int(m["a"]), int(m["b"])
-    expect = first
-    clipped = False
-    for row in rows[1:]:
-        if row.startswith("[... ") and "characters cut" in row:
-            clipped = True
-            break
-        num = _NUMBERED.match(row)
-        if num and int(num.group(1)) == expect and expect <= last:
-            chunk.lines[expect] = row.split("\t", 1)[1]
-            expect += 1
-    if clipped and chunk.lines:
-        chunk.lines.pop(max(chunk.lines))
-    return chunk
-
-
-def rebuild_text(lines: dict[int, str], total: int) -> str | None:
-    """The file text from lines 1..total (joined by "\\n", with a final newline), or None."""
-    if total == 0:
-        return ""
-    if any(i not in lines for i in range(1, total + 1)):
-        return None
-    return "\n".join(lines[i] for i in range(1, total + 1)) + "\n"
 
 
 @dataclass
 class Report:
+    """The structured part of an evaluation or commit result (`ToolResult.data`)."""
+
     score: float | None
     valid: bool | None
     direction: str | None
@@ -114,37 +49,15 @@ class Report:
     def parsed(self) -> bool:
         return self.valid is not None or self.score is not None
 
-
-def parse_report(text: str) -> Report:
-    """`score:`, `valid:` and `direction:` lines of an evaluation report.
-
-    Unindented lines win over indented ones (per-stage details); the first of each wins.
-    """
-    found: dict[str, list[tuple[bool, str]]] = {"score": [], "valid": [], "direction": []}
-    for line in text.split("\n"):
-        indented = line[:1].isspace()
-        for key, rx in (("score", _SCORE), ("valid", _VALID), ("direction", _DIRECTION)):
-            m = rx.match(line)
-            if m:
-                found[key].append((indented, m.group(1)))
-
-    def pick(key: str) -> str | None:
-        vals = sorted(found[key], key=lambda t: t[0])  # stable: unindented first
-        return vals[0][1] if vals else None
-
-    score = None
-    raw = pick("score")
-    if raw is not None:
-        try:
-            score = float(raw.rstrip(",;"))
-        except ValueError:
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Report:
+        score = data.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             score = None
-        if score is not None and not math.isfinite(score):
-            score = None
-    v = pick("valid")
-    valid = None if v is None else v.lower() == "true"
-    d = pick("direction")
-    return Report(score, valid, None if d is None else d.lower())
+        valid = data.get("valid")
+        direction = data.get("direction")
+        return cls(None if score is None else float(score), valid if isinstance(valid, bool) else None,
+                   direction if direction in ("maximize", "minimize") else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,17 +244,31 @@ class Trial:
     label: str  # e.g. "A 3.0 -> 3.52 (pkg/policy.py:1)"
 
 
+Step = tuple[str, dict[str, Any], str]
+"""A tool call to make: (tool name, arguments, what the turn's text says)."""
+
+
+@dataclass
+class Reply:
+    """What came back for a step: the tool's text, its error flag and its structured data."""
+
+    content: str
+    err: bool
+    data: dict[str, Any]
+
+
 class TunerModel:
     """Random-mutation hill climbing on numeric constants, one tool call per turn."""
 
     name = "tuner"
 
-    def __init__(self, seed: int = 0, trials: int = 6, max_commits: int = 3):
+    def __init__(self, seed: int = 0, config: TunerConfig | None = None):
+        config = config or TunerConfig()
         self.seed = seed
-        self.trials = max(0, int(trials))
-        self.max_commits = max(0, int(max_commits))
+        self.trials = max(0, config.trials)
+        self.max_commits = max(0, config.max_commits)
         self.rng = np.random.default_rng(seed)
-        self.max_turns = 40 + MAX_READS_PER_FILE + 4 * self.trials + 2 * self.max_commits
+        self.max_turns = 40 + 4 * self.trials + 2 * self.max_commits
         self.turns = 0
         self.finished = False
         self.files: dict[str, str] = {}  # path -> current text, kept in sync with edits
@@ -376,15 +303,15 @@ class TunerModel:
         self._last_id = f"tuner-{self.turns}"
         return Turn(text=note, tool_calls=[ToolCall(self._last_id, name, args)], usage=Usage())
 
-    def _result(self, messages: list[dict[str, Any]]) -> tuple[str, bool]:
-        """The content and error flag of the tool message answering our last call."""
+    def _result(self, messages: list[dict[str, Any]]) -> Reply:
+        """The tool message answering our last call: its text, error flag and data."""
         for msg in reversed(messages):
             if msg.get("role") == "tool" and msg.get("tool_call_id") == self._last_id:
                 content = msg.get("content")
-                if not isinstance(content, str):
-                    content = "" if content is None else str(content)
-                return content, bool(msg.get("is_error", False))
-        return f"(no result for {self._last_id})", True
+                data = msg.get("data")
+                return Reply("" if content is None else str(content), bool(msg.get("is_error", False)),
+                             data if isinstance(data, dict) else {})
+        return Reply(f"(no result for {self._last_id})", True, {})
 
     # -- the plan -------------------------------------------------------------------------
 
@@ -395,11 +322,11 @@ class TunerModel:
         parts.append("Kept: " + ("; ".join(self.kept) if self.kept else "nothing") + ".")
         return " ".join(parts)
 
-    def _plan(self) -> Generator[tuple[str, dict[str, Any], str], tuple[str, bool], str]:
-        content, err = yield ("list_files", {}, "listing the repository to find editable Python files")
-        paths = [] if err else parse_listing(content)
+    def _plan(self) -> Generator[Step, Reply, str]:
+        got = yield ("list_files", {}, "listing the repository to find editable Python files")
+        paths = [] if got.err else [p for p in got.data.get("editable", []) if str(p).endswith(".py")]
         if not paths:
-            why = "list_files failed" if err else "no editable .py files"
+            why = "list_files failed" if got.err else "no editable .py files"
             return self._summary(f"nothing to tune: {why}")
 
         for path in paths:
@@ -413,10 +340,10 @@ class TunerModel:
         if not sites:
             return self._summary("nothing to tune: no numeric literals or comparisons in the editable files")
 
-        content, err = yield ("run_evaluator", {}, "scoring the unmodified code as the reference")
-        ref = parse_report(content)
+        got = yield ("run_evaluator", {}, "scoring the unmodified code as the reference")
+        ref = Report.of(got.data)
         if not ref.parsed:
-            return self._summary(f"the reference evaluation could not be parsed: {content[:200]!r}")
+            return self._summary(f"the reference evaluation reported no score: {got.content[:200]!r}")
         direction = ref.direction or "maximize"
         best = ref.score if ref.valid is not False else None
         start = best
@@ -429,21 +356,20 @@ class TunerModel:
             if trial is None:
                 self.log.append(f"#{k} no new mutation found")
                 break
-            content, err = yield ("edit", {"path": trial.path, "old_str": trial.old_str,
-                                           "new_str": trial.new_str},
-                                  f"trial {k}/{self.trials}: {trial.label}")
-            if err:
+            got = yield ("edit", {"path": trial.path, "old_str": trial.old_str, "new_str": trial.new_str},
+                         f"trial {k}/{self.trials}: {trial.label}")
+            if got.err:
                 self.log.append(f"#{k} {trial.label}: edit rejected")
                 continue
             self.files[trial.path] = trial.new_text
-            content, err = yield ("run_evaluator", {}, f"trial {k}: evaluating {trial.label}")
-            rep = parse_report(content)
-            ok = not err and rep.valid is not False and rep.score is not None
+            got = yield ("run_evaluator", {}, f"trial {k}: evaluating {trial.label}")
+            rep = Report.of(got.data)
+            ok = not got.err and rep.valid is not False and rep.score is not None
             if ok and _better(rep.score, best, direction):
-                content, err = yield ("commit", {"message": f"tuner: {trial.label}"},
-                                      f"trial {k}: {rep.score:g} beats {_fmt(best)}; committing")
-                if not err:
-                    crep = parse_report(content)
+                got = yield ("commit", {"message": f"tuner: {trial.label}"},
+                             f"trial {k}: {rep.score:g} beats {_fmt(best)}; committing")
+                if not got.err:
+                    crep = Report.of(got.data)
                     new_best = crep.score if crep.score is not None and crep.valid is not False else rep.score
                     self.log.append(f"#{k} {trial.label}: {_fmt(best)} -> {new_best:g}, committed")
                     self.kept.append(f"{trial.label} (score {new_best:g})")
@@ -455,15 +381,13 @@ class TunerModel:
                 what = "invalid" if not ok else f"{rep.score:g} not better than {_fmt(best)}"
                 self.log.append(f"#{k} {trial.label}: {what}")
             # revert
-            content, err = yield ("edit", {"path": trial.path, "old_str": trial.new_str,
-                                           "new_str": trial.old_str},
-                                  f"trial {k}: reverting {trial.label}")
-            if err:
+            got = yield ("edit", {"path": trial.path, "old_str": trial.new_str, "new_str": trial.old_str},
+                         f"trial {k}: reverting {trial.label}")
+            if got.err:
                 # one more try with the whole file as context
-                content, err = yield ("edit", {"path": trial.path, "old_str": trial.new_text,
-                                               "new_str": trial.old_text},
-                                      f"trial {k}: reverting {trial.label} (whole file)")
-                if err:
+                got = yield ("edit", {"path": trial.path, "old_str": trial.new_text, "new_str": trial.old_text},
+                             f"trial {k}: reverting {trial.label} (whole file)")
+                if got.err:
                     return self._summary(f"could not revert {trial.label}; stopping")
             self.files[trial.path] = trial.old_text
 
@@ -472,30 +396,11 @@ class TunerModel:
             why += f"; reached {self.max_commits} commit(s)"
         return self._summary(why)
 
-    def _read(self, path: str) -> Generator[tuple[str, dict[str, Any], str], tuple[str, bool], str | None]:
-        lines: dict[int, str] = {}
-        total: int | None = None
-        start, limit = 1, 100000
-        for _ in range(MAX_READS_PER_FILE):
-            content, err = yield ("read_file", {"path": path, "start": start, "limit": limit},
-                                  f"reading {path}" + (f" from line {start}" if start > 1 else ""))
-            if err:
-                return None
-            chunk = parse_read(content)
-            if chunk.total is None:
-                return None
-            total = chunk.total
-            lines.update(chunk.lines)
-            text = rebuild_text(lines, total)
-            if text is not None:
-                return text
-            missing = next(i for i in range(1, total + 1) if i not in lines)
-            got = len(chunk.lines)
-            if missing < start or (got == 0 and limit == 1):
-                return None  # no progress
-            start = missing
-            limit = max(1, min(limit, 200) if got else limit // 4)
-        return None
+    def _read(self, path: str) -> Generator[Step, Reply, str | None]:
+        # the whole text comes back in the result's data; the window shown is only its first line
+        got = yield ("read_file", {"path": path, "limit": 1}, f"reading {path}")
+        text = got.data.get("text")
+        return None if got.err or not isinstance(text, str) else text
 
     def _draw_trial(self) -> Trial | None:
         for _ in range(30):

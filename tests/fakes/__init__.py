@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass
@@ -118,7 +119,7 @@ class FakeServer:
                                        daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self.thread.start()
         return self
 
@@ -127,7 +128,7 @@ class FakeServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -9,7 +9,8 @@ output usage) and message_stop, with a ping in between.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fakes import FakeServer, Reply, chunks
 

@@ -9,7 +9,8 @@ chunk with empty choices when stream_options.include_usage is set, then `data: [
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fakes import FakeServer, Reply, chunks
 

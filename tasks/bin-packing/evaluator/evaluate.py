@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sealed evaluator for the online bin-packing task.
 
-Usage: python evaluate.py --stage {quick,full,test} --candidate /path/to/worktree
+Usage: python evaluate.py --stage {quick,full,test} --candidate /path/to/worktree [--time-limit-s S]
 
 The candidate's ``binpack.policy`` runs in a jailed process of its own (jail/side.py); this
 process owns the instances, runs the online loop and keeps the authoritative bins. It steps
@@ -13,17 +13,17 @@ The result goes to the harness with ``adrs_eval.emit``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from adrs_eval import emit, invalid, tb_tail
-from adrs_eval.candidate import CandidateError, CandidateTimeout, start
 from instances import Instance, stage_instances
+
+from adrs_eval import invalid, result
+from adrs_eval.candidate import CandidateError, CandidateTimeout, start
+from adrs_eval.cli import Args, parser, run
 
 HERE = Path(__file__).resolve().parent
 SIDE = HERE / "jail" / "side.py"
@@ -182,7 +182,8 @@ def start_policy(worktree: str, deadline: float):
     return cand
 
 
-def evaluate(stage: str, worktree: str, time_limit: float) -> dict:
+def evaluate(args: Args) -> dict:
+    stage, worktree, time_limit = args.stage, args.candidate, args.time_limit_s
     t0 = time.perf_counter()
     try:
         instances = stage_instances(stage)
@@ -232,28 +233,9 @@ def evaluate(stage: str, worktree: str, time_limit: float) -> dict:
     table = ["instance            items     L1   bins   ratio"]
     for name, n, l1, bins, ratio in rows:
         table.append(f"{name:<18} {n:>6} {l1:>6} {bins:>6}  {ratio:.5f}")
-    return {
-        "score": score,
-        "valid": True,
-        "metrics": metrics,
-        "feedback": feedback,
-        "artifacts": {"instances": "\n".join(table)},
-    }
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True, help="path to the candidate worktree")
-    ap.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
-    args = ap.parse_args(argv)
-    try:
-        result = evaluate(args.stage, args.candidate, args.time_limit)
-    except Exception as exc:  # noqa: BLE001 - a bug here still reports a result
-        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-    emit(result)
-    return 0
+    return result(score, metrics=metrics, feedback=feedback,
+                  artifacts={"instances": "\n".join(table)})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(evaluate, parser=parser(__doc__, time_limit_s=DEFAULT_TIME_LIMIT_S)))

@@ -2,6 +2,7 @@
 """Sealed evaluator for the multi-region Can't-Be-Late task.
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+                          [--time-limit-s S]
 
 The candidate's ``policy/strategy.py`` (a ``MultiRegionStrategy`` subclass or a leaderboard
 ``Solution`` file) runs in a jailed process of its own (``jail/side.py``); this process owns the
@@ -15,8 +16,6 @@ The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,10 +24,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
 
 import lockstep  # noqa: E402
-from adrs_eval import emit, invalid  # noqa: E402
-from adrs_eval.candidate import CandidateError, start  # noqa: E402
 from sky_spot import sim  # noqa: E402
 from sky_spot.traces import Generator, load_window  # noqa: E402
+
+from adrs_eval import invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, start  # noqa: E402
+from adrs_eval.cli import Args, parser, run  # noqa: E402
 
 if Path(sim.__file__).resolve().parent.parent != HERE:  # e.g. a worktree on PYTHONPATH
     raise SystemExit(f"sky_spot must be the evaluator's sealed copy, not {sim.__file__}")
@@ -104,14 +105,14 @@ def run_many(cand, traces, plan, mode, deadline: float):
     """plan: list of (scenario name, zones, index), simulated together with the policy process
     `cand`. Returns per-run rows (a failed run's row has its "error")."""
     jobs = []
-    for name, zones, idx in plan:
+    for _name, zones, idx in plan:
         avail, prices = traces.get(zones, idx)
         jobs.append(lockstep.Job(avail, JOB["task_duration_hours"] * HOURS,
                                  JOB["deadline_hours"] * HOURS,
                                  JOB["restart_overhead_hours"][0] * HOURS, prices, OD_PRICE,
                                  zones, JOB))
     rows = lockstep.run_batch(cand, jobs, gap=GAP, mode=mode, deadline=deadline)
-    for (name, zones, idx), job, r in zip(plan, jobs, rows):
+    for (name, _zones, idx), job, r in zip(plan, jobs, rows):
         prices = job.spot_prices
         # the all-spot bound: every hour of work on the cheapest spot of the scenario
         levels = [p if isinstance(p, float) else min(p) for p in prices]
@@ -188,7 +189,8 @@ def summarize(rows, stage: str, rounding: int | None) -> dict:
     return result
 
 
-def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
+def evaluate(stage: str, worktree: Path, data: Path | None,
+             time_limit_s: float = CANDIDATE_S) -> dict:
     if stage not in STAGES and stage != "leaderboard":
         return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
     if data is not None and not data.is_dir():
@@ -196,7 +198,7 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
     if stage == "leaderboard" and data is None:
         return invalid("the leaderboard stage needs the published windows: "
                        "--data ../shared/data/cbl-multi-windows")
-    deadline = time.monotonic() + CANDIDATE_S
+    deadline = time.monotonic() + time_limit_s
     try:
         # started first: the policy process loads while the traces are made here
         with start(worktree, HERE / "jail" / "side.py", args=["multi"]) as cand:
@@ -248,18 +250,13 @@ def score(stage: str, cand, traces, plan: list, deadline: float) -> dict:
     return result
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default=None)
-    args = ap.parse_args()
-    data = args.data or os.environ.get("ADRS_DATA") or ""
+def timed(args: Args) -> dict:
+    """The stage's result, with the evaluation's wall time in metrics["eval_s"]."""
     t0 = time.perf_counter()
-    result = evaluate(args.stage, Path(args.candidate).resolve(), Path(data) if data else None)
+    result = evaluate(args.stage, args.candidate, args.data, args.time_limit_s)
     result.setdefault("metrics", {})["eval_s"] = time.perf_counter() - t0
-    emit(result)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(timed, parser=parser(__doc__, time_limit_s=CANDIDATE_S)))

@@ -17,9 +17,10 @@ from array import array
 from dataclasses import dataclass
 from itertools import repeat
 
-from adrs_eval.candidate import CandidateError
 from sky_spot.sim import MODES, TraceEnded, tick_loop
 from sky_spot.utils import ClusterType
+
+from adrs_eval.candidate import CandidateError
 
 NONE, SPOT, ON_DEMAND = ClusterType.NONE, ClusterType.SPOT, ClusterType.ON_DEMAND
 REQUESTS = (NONE, SPOT, ON_DEMAND)  # by code

@@ -2,6 +2,7 @@
 """Sealed evaluator for the single-region Can't-Be-Late task.
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+                          [--time-limit-s S]
 
 The candidate's ``policy/strategy.py`` (a ``Strategy`` subclass or a leaderboard ``Solution``
 file) runs in a jailed process of its own (``jail/side.py``); this process owns the traces,
@@ -15,10 +16,8 @@ The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
 
 import lockstep  # noqa: E402
-from adrs_eval import emit, invalid  # noqa: E402
-from adrs_eval.candidate import CandidateError, start  # noqa: E402
 from sky_spot import sim  # noqa: E402
 from sky_spot.traces import Generator, load_window  # noqa: E402
 from sky_spot.utils import COST_K  # noqa: E402
+
+from adrs_eval import invalid  # noqa: E402
+from adrs_eval.candidate import CandidateError, start  # noqa: E402
+from adrs_eval.cli import Args, parser, run  # noqa: E402
 
 if Path(sim.__file__).resolve().parent.parent != HERE:  # e.g. a worktree on PYTHONPATH
     raise SystemExit(f"sky_spot must be the evaluator's sealed copy, not {sim.__file__}")
@@ -95,7 +96,8 @@ def leaderboard_indices(n: int = 300, k: int = 30) -> list[int]:
     return [int(names[p].split(".")[0]) for p in pos]
 
 
-def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
+def evaluate(stage: str, worktree: Path, data: Path | None,
+             time_limit_s: float = CANDIDATE_S) -> dict:
     if stage not in STAGES and stage != "leaderboard":
         return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
     if data is not None and not data.is_dir():
@@ -104,7 +106,7 @@ def evaluate(stage: str, worktree: Path, data: Path | None) -> dict:
         return invalid("the leaderboard stage needs the published windows: "
                        "--data ../shared/data/cbl-windows")
     mode = "leaderboard" if stage == "leaderboard" else "correct"
-    deadline = time.monotonic() + CANDIDATE_S
+    deadline = time.monotonic() + time_limit_s
     try:
         # started first: the policy process loads while the traces are made here
         with start(worktree, HERE / "jail" / "side.py", args=["single"]) as cand:
@@ -236,18 +238,13 @@ def summarize(stage: str, mode: str, plan: list[dict], rows: list[dict]) -> dict
     return result
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default=None)
-    args = ap.parse_args()
-    data = args.data or os.environ.get("ADRS_DATA") or ""
+def timed(args: Args) -> dict:
+    """The stage's result, with the evaluation's wall time in metrics["eval_s"]."""
     t0 = time.perf_counter()
-    result = evaluate(args.stage, Path(args.candidate).resolve(), Path(data) if data else None)
+    result = evaluate(args.stage, args.candidate, args.data, args.time_limit_s)
     result.setdefault("metrics", {})["eval_s"] = time.perf_counter() - t0
-    emit(result)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(timed, parser=parser(__doc__, time_limit_s=CANDIDATE_S)))

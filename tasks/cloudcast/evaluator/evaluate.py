@@ -2,6 +2,7 @@
 """Sealed evaluator for the Cloudcast broadcast task.
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+                          [--time-limit-s S]
 
 The candidate's ``cloudcast.search.search_algorithm`` runs in its own jailed process
 (jail/runner.py, started with adrs_eval.candidate) that is handed the region graph and the
@@ -17,17 +18,17 @@ configurations, with the raw total in the metrics.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import graph
 import instances as inst_mod
-from adrs_eval import emit, invalid, tb_tail
-from adrs_eval.candidate import CandidateError, CandidateTimeout, start
 from simulate import TopologyError, check_paths, reference_paths, simulate
+
+from adrs_eval import invalid, result
+from adrs_eval.candidate import CandidateError, CandidateTimeout, start
+from adrs_eval.cli import Args, parser, run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TIME_LIMIT_S = 120.0  # the candidate's whole stage (import + every search)
@@ -75,7 +76,8 @@ def collect(cand, n: int, deadline: float, time_limit: float) -> tuple[dict, lis
     return head or {}, records, ""
 
 
-def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
+def evaluate(args: Args) -> dict:
+    stage, worktree, data, time_limit = args.stage, args.candidate, args.data, args.time_limit_s
     t0 = time.perf_counter()
     if stage == "leaderboard" and not data:
         return invalid("stage leaderboard needs the published data: pass --data DIR (a folder with "
@@ -157,7 +159,7 @@ def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
         feedback = (f"leaderboard: total cost ${total_cost:.2f} over {len(insts)} published configurations "
                     f"-> published score {score:.2f} (100 at <= ${LB_BEST}, 0 at >= ${LB_WORST}; the score "
                     f"saturates, compare the raw dollars). Baseline: $1045.86 / 26.74.")
-        return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback, "artifacts": artifacts}
+        return result(score, metrics=metrics, feedback=feedback, artifacts=artifacts)
 
     score = 100.0 * sum(ratios) / len(ratios)
     ok = [r for r in rows_out if r[1] is not None]
@@ -176,23 +178,5 @@ def evaluate(stage: str, worktree: str, data: str, time_limit: float) -> dict:
             "artifacts": artifacts}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True, help="path to the candidate worktree")
-    ap.add_argument("--data", default="", help="published data folder (leaderboard stage)")
-    ap.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
-    args = ap.parse_args(argv)
-    try:
-        result = evaluate(args.stage, args.candidate, args.data or os.environ.get("ADRS_DATA", ""),
-                          args.time_limit)
-    except BaseException as exc:  # noqa: BLE001 - never exit without a JSON line
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-    emit(result)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(evaluate, parser=parser(__doc__, time_limit_s=DEFAULT_TIME_LIMIT_S)))

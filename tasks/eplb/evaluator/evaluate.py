@@ -11,10 +11,8 @@ window i+1. Hands ONE JSON result to the harness (adrs_eval.emit).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import os
 import pickle
 import struct
 import sys
@@ -23,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from adrs_eval import emit, invalid, tb_tail
-from adrs_eval import candidate as kit
 from workload import TraceSpec, generate_windows, load_expert_load_json
+
+from adrs_eval import candidate as kit
+from adrs_eval import invalid, result
+from adrs_eval.cli import Args, parser, run
 
 HERE = Path(__file__).resolve().parent
 NUM_REPLICAS, NUM_GROUPS, NUM_NODES, NUM_GPUS = 288, 8, 4, 32
@@ -68,7 +67,7 @@ class Worker:
     Length-prefixed pickles go out (trusted -> candidate); a JSON header line and .npy blobs
     come back and are loaded with allow_pickle=False: nothing it sends is ever unpickled."""
 
-    def __init__(self, worktree: str) -> None:
+    def __init__(self, worktree: Path) -> None:
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         try:
             self.cand = kit.start(worktree, HERE / "jail" / "worker.py", env=env)
@@ -173,9 +172,9 @@ def validate(out: list[np.ndarray], layers: int, experts: int, next_load: np.nda
         raise CandidateError(f"phy2log holds an expert id outside 0..{experts - 1}")
     counts = np.stack([np.bincount(row, minlength=experts) for row in phy2log])
     if not np.array_equal(counts, logcnt):
-        l, e = np.argwhere(counts != logcnt)[0]
-        raise CandidateError(f"logcnt disagrees with phy2log: layer {l} expert {e} has {logcnt[l, e]} in logcnt "
-                             f"but {counts[l, e]} slots in phy2log")
+        layer, e = np.argwhere(counts != logcnt)[0]
+        raise CandidateError(f"logcnt disagrees with phy2log: layer {layer} expert {e} has {logcnt[layer, e]} "
+                             f"in logcnt but {counts[layer, e]} slots in phy2log")
     width = log2phy.shape[2]
     if width < logcnt.max():
         raise CandidateError(f"log2phy has {width} columns but an expert has {logcnt.max()} replicas")
@@ -193,8 +192,8 @@ def validate(out: list[np.ndarray], layers: int, experts: int, next_load: np.nda
         raise CandidateError("log2phy lists the same slot twice")
     hot = (next_load > 0) & (logcnt == 0)
     if np.any(hot):
-        l, e = np.argwhere(hot)[0]
-        raise CandidateError(f"layer {l} expert {e} has load in the next window but no replica")
+        layer, e = np.argwhere(hot)[0]
+        raise CandidateError(f"layer {layer} expert {e} has load in the next window but no replica")
     return phy2log, logcnt
 
 
@@ -215,11 +214,11 @@ def leaderboard_score(bal_gpu: float, avg_time_s: float) -> tuple[float, float, 
     return 90.0 * bal_gpu + speed - penalty, speed, penalty
 
 
-def stage_traces(stage: str, data: str) -> tuple[list[tuple[str, np.ndarray]], str]:
+def stage_traces(stage: str, data: Path | None) -> tuple[list[tuple[str, np.ndarray]], str]:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; use one of {sorted(STAGES)}")
     if stage == "leaderboard" and data:
-        for cand in (Path(data) / "eplb" / "expert-load.json", Path(data) / "expert-load.json"):
+        for cand in (data / "eplb" / "expert-load.json", data / "expert-load.json"):
             if cand.is_file():
                 return [("expert-load", load_expert_load_json(cand))], f"published load file {cand}"
     note = "generated traces"
@@ -228,7 +227,8 @@ def stage_traces(stage: str, data: str) -> tuple[list[tuple[str, np.ndarray]], s
     return [(s.name, generate_windows(s)) for s in STAGES[stage].traces], note
 
 
-def evaluate(stage: str, worktree: str, data: str) -> dict:
+def evaluate(run_args: Args) -> dict:
+    stage, worktree, data = run_args.stage, run_args.candidate, run_args.data
     t_start = time.perf_counter()
     try:
         traces, source = stage_traces(stage, data)
@@ -263,7 +263,8 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
                     try:
                         phy2log, logcnt = validate(out, layers, experts, wins[i + 1])
                     except CandidateError as exc:
-                        raise CandidateError(f"trace {name}, window {i}{' (timing repeat)' if r else ''}: {exc}") from None
+                        where = f"trace {name}, window {i}{' (timing repeat)' if r else ''}"
+                        raise CandidateError(f"{where}: {exc}") from None
                     if r == 0:
                         gb, sb = balancedness(phy2log, logcnt, wins[i + 1])
                     reps.append(max(dt - overhead, 1e-6))
@@ -287,7 +288,8 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
     # (about +-1 point) is as large as real balancing gains, and a search that commits strict
     # improvements would keep lucky timings. The leaderboard stage scores as published.
     score = published if stage == "leaderboard" else 100.0 * bal
-    metrics.update(published_score=round(published, 4), bal_gpu=round(bal, 6), bal_slot=round(float(np.mean(slot_bals)), 6),
+    metrics.update(published_score=round(published, 4), bal_gpu=round(bal, 6),
+                   bal_slot=round(float(np.mean(slot_bals)), 6),
                    balancedness_score=round(90 * bal, 4), speed_score=round(speed, 4),
                    slow_penalty=round(penalty, 4), avg_time_ms=round(1000 * avg_time, 3),
                    import_ms=round(1000 * import_s, 3), overhead_ms=round(1000 * overhead, 3),
@@ -305,25 +307,9 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
         + f". Mappings from window i are scored on window i+1. Evaluated in {time.perf_counter() - t_start:.1f}s.")
     table = ["trace   window  bal_gpu  bal_slot  time_ms"]
     table += [f"{n:<7} {i:>6}  {g:.5f}  {s:.5f}  {1000 * t:8.2f}" for n, i, g, s, t in rows]
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"windows": "\n".join(table)}}
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default=os.environ.get("ADRS_DATA", ""))
-    args = ap.parse_args(argv)
-    try:
-        result = evaluate(args.stage, args.candidate, args.data)
-    except BaseException as exc:  # noqa: BLE001 - never end without a JSON line
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        result = invalid(f"evaluator error {type(exc).__name__}: {exc}\n{tb_tail(exc)}")
-    emit(result)
-    return 0
+    return result(score, metrics=metrics, feedback=feedback,
+                  artifacts={"windows": "\n".join(table)})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(evaluate, parser=parser(__doc__)))

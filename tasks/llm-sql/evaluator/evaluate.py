@@ -2,6 +2,7 @@
 """Sealed evaluator for the LLM-SQL prefix-reuse task.
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+                          [--time-limit-s S]  (default: the stage's own, 60-270 s)
 
 Writes the stage's tables as CSV into a private job folder and runs the candidate in its own
 jailed process (jail/runner.py, started with adrs_eval.candidate; it sees the job folder
@@ -16,9 +17,7 @@ score = 0.95 norm + 0.05 runtime_component. Hands ONE JSON result to the harness
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -26,11 +25,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from adrs_eval import emit, invalid
-from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start
 from metric import Reference, cell_str, prefix_hits
 from tables import STAGES, make_table
+
+from adrs_eval import invalid, result
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start
+from adrs_eval.cli import Args, parser, run
 
 HERE = Path(__file__).resolve().parent
 WORKER_LIMIT_S = {"quick": 60.0, "full": 150.0, "test": 150.0, "leaderboard": 270.0}
@@ -38,16 +38,16 @@ RUNTIME_CAP_S = 10.0
 BEER_MERGE = [["beer/beerId", "beer/name"]]
 
 
-def _find_beer(data: str) -> Path | None:
+def _find_beer(data: Path | None) -> Path | None:
     if not data:
         return None
-    for cand in (Path(data) / "beer.csv", Path(data) / "llm-sql" / "beer.csv"):
+    for cand in (data / "beer.csv", data / "llm-sql" / "beer.csv"):
         if cand.is_file():
             return cand
     return None
 
 
-def _write_tables(stage: str, data: str, jobdir: Path) -> list[dict]:
+def _write_tables(stage: str, data: Path | None, jobdir: Path) -> list[dict]:
     """Write the stage's CSVs into jobdir; return [{name, csv, merge}]."""
     if stage == "leaderboard":
         beer = _find_beer(data)
@@ -113,7 +113,10 @@ def _exited(exc: CandidateError) -> str:
     return str(exc)
 
 
-def evaluate(stage: str, worktree: str, data: str) -> dict:
+def evaluate(args: Args) -> dict:
+    stage, worktree, data = args.stage, str(args.candidate), args.data
+    # the stage's own budget unless the command names one
+    limit = WORKER_LIMIT_S.get(stage, 150.0) if args.time_limit_s is None else args.time_limit_s
     jobdir = Path(tempfile.mkdtemp(prefix="llmsql-"))
     try:
         try:
@@ -128,7 +131,7 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
             cells = [list(r) for r in zip(*[[cell_str(v) for v in df[c].tolist()] for c in df.columns])]
             refs.append(Reference(cols, cells, t["merge"]))
         try:
-            runtime, answers = _run_worker(worktree, jobdir, len(tables), WORKER_LIMIT_S.get(stage, 150.0))
+            runtime, answers = _run_worker(worktree, jobdir, len(tables), limit)
         except (RuntimeError, TimeoutError) as exc:
             return invalid(str(exc))
         except CandidateError as exc:
@@ -146,7 +149,8 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
     lines = ["table                 rows  anchor%    hit%"]
     hits, anchors = [], []
     for t, ref, rows in zip(tables, refs, outputs):
-        if not isinstance(rows, list) or not all(isinstance(r, list) and all(isinstance(x, str) for x in r) for r in rows):
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and all(isinstance(x, str) for x in r) for r in rows):
             return invalid(f"table {t['name']}: malformed output rows")
         why = ref.check(rows)
         if why:
@@ -176,23 +180,8 @@ def evaluate(stage: str, worktree: str, data: str) -> dict:
                 f"{100 * base:.2f}% over {len(tables)} tables; avg time per table (import + solve) "
                 f"{avg_runtime:.2f} s. Weakest gain: {worst[2]['name']} ({100 * worst[0]:.2f}% vs "
                 f"{100 * worst[1]:.2f}%).")
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"tables": "\n".join(lines)}}
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default="")
-    args = ap.parse_args(argv)
-    try:
-        result = evaluate(args.stage, str(Path(args.candidate).resolve()), args.data or os.environ.get("ADRS_DATA", ""))
-    except (OSError, ValueError, RuntimeError) as exc:
-        result = invalid(f"evaluator error {type(exc).__name__}: {exc}")
-    emit(result)
-    return 0
+    return result(score, metrics=metrics, feedback=feedback, artifacts={"tables": "\n".join(lines)})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(evaluate, parser=parser(__doc__)))

@@ -123,7 +123,8 @@ class Reference:
     def check(self, out_rows: list[list[str]]) -> str | None:
         """None when out_rows is a row permutation with per-row field permutations, else why not."""
         if len(out_rows) != self.n_rows:
-            return f"the output has {len(out_rows)} rows, the input {self.n_rows}: rows must be a permutation of the input rows"
+            return (f"the output has {len(out_rows)} rows, the input {self.n_rows}: "
+                    "rows must be a permutation of the input rows")
         left = list(self.class_count)
         for i, row in enumerate(out_rows):
             if len(row) != self.n_fields:

@@ -155,7 +155,8 @@ def _posts(rng, n: int):
         "Text": [words.phrase(6, 25) for _ in range(n)],
         "UserId": user,
         "Tags": [tags[post_tag[p]] for p in post],
-        "CreationDate": [f"2014-{int(m):02d}-{int(d):02d}" for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n))],
+        "CreationDate": [f"2014-{int(m):02d}-{int(d):02d}"
+                         for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n))],
         "PostId": post_ids[post],
         "Body": [bodies[p] for p in post],
     })
@@ -167,7 +168,8 @@ def _flags(rng, n: int):
     n_songs = max(20, n // int(rng.integers(2, 5)))
     sizes = _zipf_sizes(rng, n, n_songs, float(rng.uniform(0.3, 0.7)))
     song = _block_order(rng, sizes, float(rng.uniform(0.3, 0.8)))
-    paths = [f"./data/{int(rng.integers(0, 10))}/{int(rng.integers(0, 10))}/Q{''.join(rng.choice(list('abcdefgh'), 6))}.mxl"
+    paths = [f"./data/{int(rng.integers(0, 10))}/{int(rng.integers(0, 10))}"
+             f"/Q{''.join(rng.choice(list('abcdefgh'), 6))}.mxl"
              for _ in range(n_songs)]
     metas = [f"./metadata/{p[7:-4]}.json" for p in paths]
     genres = [words.phrase(1, 2) for _ in range(int(rng.integers(5, 25)))]

@@ -3,6 +3,7 @@
 
 Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE
                           [--time-limit-s S] [--case-timeout-s S]
+       python evaluate.py --write-optima   (after changing the case generators)
 
 The candidate's ``placement.py`` runs in a jailed process of its own (jail/side.py), which
 gets one case at a time and calls it on fresh Model objects; only the placement it returns
@@ -15,7 +16,6 @@ harness with ``adrs_eval.emit``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -26,9 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from adrs_eval import emit, invalid  # noqa: E402
-from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
 from cases import GPU_MEM_SIZE, Case, exact_optimum, generate, lower_bound, max_kvpr, round_robin  # noqa: E402
+
+from adrs_eval import invalid, result  # noqa: E402
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
+from adrs_eval.cli import Args, parser, run  # noqa: E402
 
 SIDE = HERE / "jail" / "side.py"
 TEXT_CHARS = 1500  # most characters of candidate-sent text quoted in feedback
@@ -218,7 +220,11 @@ def sqrt_score(base: float, anchor: float, sol: float) -> float:
     return 100.0 if sol <= anchor else 0.0
 
 
-def evaluate(stage: str, candidate: str, time_limit: float, case_timeout: float) -> dict:
+def evaluate(args: Args) -> dict:
+    stage, candidate = args.stage, str(args.candidate)
+    time_limit, case_timeout = args.time_limit_s, args.extra.case_timeout_s
+    if not (args.candidate / "placement.py").is_file():
+        return invalid(f"no placement.py in {candidate}")
     cases = stage_cases(stage)
     results, import_error, seconds, tail = run_cases(candidate, cases, time_limit, case_timeout)
     if import_error:
@@ -272,8 +278,8 @@ def evaluate(stage: str, candidate: str, time_limit: float, case_timeout: float)
     if notes:
         feedback += "\n" + "\n".join(notes[:10])
     table = "case gpus models   rr_kvpr   lb_kvpr  opt_kvpr  yours     score\n" + "\n".join(rows)
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"cases": table, "stderr_tail": tail}}
+    return result(score, metrics=metrics, feedback=feedback,
+                  artifacts={"cases": table, "stderr_tail": tail})
 
 
 def write_optima() -> None:
@@ -288,30 +294,16 @@ def write_optima() -> None:
     OPTIMA.write_text(json.dumps(out, indent=1) + "\n")
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage")
-    ap.add_argument("--candidate")
-    ap.add_argument("--data", default="", help="unused: every case is generated")
-    ap.add_argument("--time-limit-s", type=float, default=DEFAULT_TIME_LIMIT_S)
-    ap.add_argument("--case-timeout-s", type=float, default=CASE_TIMEOUT_S)
-    ap.add_argument("--write-optima", action="store_true")
-    args = ap.parse_args(argv)
-    if args.write_optima:
+def main(argv: list[str] | None = None) -> int:
+    # A maintainer's command, not an evaluation: it takes no --stage or --candidate.
+    if (sys.argv[1:] if argv is None else argv) == ["--write-optima"]:
         write_optima()
         return 0
-    if not args.stage or not args.candidate:
-        ap.error("--stage and --candidate are required")
-    cand = str(Path(args.candidate).resolve())
-    try:
-        if not (Path(cand) / "placement.py").is_file():
-            result = invalid(f"no placement.py in {cand}")
-        else:
-            result = evaluate(args.stage, cand, args.time_limit_s, args.case_timeout_s)
-    except (ValueError, CandidateError) as exc:
-        result = invalid(str(exc))
-    emit(result)
-    return 0
+    ap = parser(__doc__, time_limit_s=DEFAULT_TIME_LIMIT_S)
+    ap.add_argument("--case-timeout-s", type=float, default=CASE_TIMEOUT_S)
+    # A bad stage name (ValueError) or a candidate process that cannot start is the result's
+    # own message, not an evaluator error.
+    return run(evaluate, argv, parser=ap, expected=(ValueError, CandidateError))
 
 
 if __name__ == "__main__":

@@ -17,18 +17,17 @@ Hands ONE JSON result to the harness (adrs_eval.emit).
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import math
-import os
 import random
 import sys
 import time
 from pathlib import Path
 
-from adrs_eval import emit, invalid
+from adrs_eval import invalid, result
 from adrs_eval.candidate import Candidate, CandidateError, CandidateTimeout, start
+from adrs_eval.cli import Args, parser, run
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -104,10 +103,11 @@ def _legacy_perturb(ifs: dict, topology: dict) -> tuple[dict, dict]:
     return pert, truth, corrupted, bug
 
 
-def leaderboard_snapshots(data: str) -> list[Snapshot]:
+def leaderboard_snapshots(data: Path | None) -> list[Snapshot]:
     csv_path = None
-    for cand in (Path(data) / "evaluation_data.csv", Path(data) / "telemetry-repair" / "evaluation_data.csv"):
-        if data and cand.is_file():
+    for cand in ((data / "evaluation_data.csv", data / "telemetry-repair" / "evaluation_data.csv")
+                 if data else ()):
+        if cand.is_file():
             csv_path = cand
             break
     if csv_path is None:
@@ -232,7 +232,10 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def evaluate(stage: str, candidate: str, data: str, time_limit: float) -> dict:
+def evaluate(args: Args) -> dict:
+    stage, candidate, data, time_limit = args.stage, str(args.candidate), args.data, args.time_limit_s
+    if not (args.candidate / "repair.py").is_file():
+        return invalid(f"no repair.py in {candidate}")
     if stage == "leaderboard":
         snaps = leaderboard_snapshots(data)
     elif stage in STAGES:
@@ -301,29 +304,11 @@ def evaluate(stage: str, candidate: str, data: str, time_limit: float) -> dict:
     if notes:
         feedback += "\n" + "\n".join(notes[:10])
     table = ("   i bug_type           bad flt  counter  status   calib combined identity\n" + "\n".join(rows))
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"snapshots": table, "stderr_tail": tail}}
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default="")
-    ap.add_argument("--time-limit-s", type=float, default=DEFAULT_TIME_LIMIT_S)
-    args = ap.parse_args(argv)
-    cand = str(Path(args.candidate).resolve())
-    data = args.data or os.environ.get("ADRS_DATA", "")
-    try:
-        if not (Path(cand) / "repair.py").is_file():
-            result = invalid(f"no repair.py in {cand}")
-        else:
-            result = evaluate(args.stage, cand, data, args.time_limit_s)
-    except ValueError as exc:
-        result = invalid(str(exc))
-    emit(result)
-    return 0
+    return result(score, metrics=metrics, feedback=feedback,
+                  artifacts={"snapshots": table, "stderr_tail": tail})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A bad stage name or a missing leaderboard file (ValueError) is the result's own message.
+    sys.exit(run(evaluate, parser=parser(__doc__, time_limit_s=DEFAULT_TIME_LIMIT_S),
+                 expected=(ValueError,)))

@@ -14,9 +14,7 @@ off by the time limit scores 0. The result goes to the harness with ``adrs_eval.
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -26,10 +24,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "runtime"))
 
-from adrs_eval import emit, invalid  # noqa: E402
-from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
 from generate import GENERATORS  # noqa: E402
 from txn_simulator import Workload  # noqa: E402
+
+from adrs_eval import invalid, result  # noqa: E402
+from adrs_eval.candidate import CandidateError, CandidateExited, CandidateTimeout, start  # noqa: E402
+from adrs_eval.cli import Args, parser, run  # noqa: E402
 
 SIDE = HERE / "jail" / "side.py"
 API_FILES = ("txn_simulator.py", "workloads.py")  # what the candidate side may import
@@ -55,16 +55,16 @@ STAGES = {
 INSTANCE_SEED_BASE = 7_000  # random.seed / np.random.seed before instance i: base + i
 
 
-def published_dir(data: str | None) -> Path:
+def published_dir(data: Path | None) -> Path:
     if data:
-        d = Path(data)
+        d = data
         if all((d / f"{p}.json").is_file() for p in PUBLISHED):
             return d
         raise FileNotFoundError(f"--data {data}: needs {', '.join(p + '.json' for p in PUBLISHED)}")
     return HERE / "runtime" / "data"
 
 
-def stage_workloads(stage: str, data: str | None) -> list[tuple[str, str]]:
+def stage_workloads(stage: str, data: Path | None) -> list[tuple[str, str]]:
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; use one of {sorted(STAGES) + ['leaderboard']}")
     out = []
@@ -174,7 +174,7 @@ def clamp_score(b: float, e: float, m: float) -> float:
     return max(0.0, min(100.0, 100.0 * (b - m) / (b - e)))
 
 
-def evaluate_stage(stage: str, candidate: str, data: str | None, time_limit: float) -> dict:
+def evaluate_stage(stage: str, candidate: str, data: Path | None, time_limit: float) -> dict:
     workloads = stage_workloads(stage, data)
     job = {"mode": "instances", "workloads": [w for _, w in workloads],
            "seeds": [INSTANCE_SEED_BASE + i for i in range(len(workloads))], "num_seqs": NUM_SEQS}
@@ -195,7 +195,7 @@ def evaluate_stage(stage: str, candidate: str, data: str | None, time_limit: flo
         b, lb, e = anchors(w)
         msg = results.get(i)
         if msg is None or "error" in msg:
-            why = ("timed out (time limit %.0fs for the stage)" % time_limit if timed_out
+            why = (f"timed out (time limit {time_limit:.0f}s for the stage)" if timed_out
                    else "process ended early") if msg is None else text(msg["error"])
             notes.append(f"{name}: scored 0 because it {why}" if msg is None
                          else f"{name}: scored 0, get_best_schedule raised {why}\n"
@@ -227,11 +227,11 @@ def evaluate_stage(stage: str, candidate: str, data: str | None, time_limit: flo
     if notes:
         feedback += "\n" + "\n".join(notes)
     table = "workload      txns       B    L       E        M   score  time_s\n" + "\n".join(rows)
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"workloads": table, "stderr_tail": tail}}
+    return result(score, metrics=metrics, feedback=feedback,
+                  artifacts={"workloads": table, "stderr_tail": tail})
 
 
-def evaluate_leaderboard(candidate: str, data: str | None) -> dict:
+def evaluate_leaderboard(candidate: str, data: Path | None) -> dict:
     """The published leaderboard score: get_random_costs() on the three published workloads."""
     d = published_dir(data)
     ws = [Workload((d / f"{p}.json").read_text()) for p in PUBLISHED]
@@ -271,31 +271,20 @@ def evaluate_leaderboard(candidate: str, data: str | None) -> dict:
                 f"recomputed makespans {makespans} (the program reported "
                 f"{text(res.get('reported'), 50)}, not used). "
                 f"Time {seconds:.2f}s of {LEADERBOARD_TIME_LIMIT_S:.0f}s.")
-    return {"score": score, "valid": True, "metrics": metrics, "feedback": feedback,
-            "artifacts": {"stderr_tail": tail}}
+    return result(score, metrics=metrics, feedback=feedback, artifacts={"stderr_tail": tail})
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stage", required=True)
-    ap.add_argument("--candidate", required=True)
-    ap.add_argument("--data", default="")
-    ap.add_argument("--time-limit-s", type=float, default=DEFAULT_TIME_LIMIT_S)
-    args = ap.parse_args(argv)
-    data = args.data or os.environ.get("ADRS_DATA") or None
-    cand = str(Path(args.candidate).resolve())
-    try:
-        if not (Path(cand) / "scheduler.py").is_file():
-            result = invalid(f"no scheduler.py in {cand}")
-        elif args.stage == "leaderboard":
-            result = evaluate_leaderboard(cand, data)
-        else:
-            result = evaluate_stage(args.stage, cand, data, args.time_limit_s)
-    except (ValueError, FileNotFoundError, CandidateError) as exc:
-        result = invalid(str(exc))
-    emit(result)
-    return 0
+def evaluate(args: Args) -> dict:
+    cand = str(args.candidate)
+    if not (args.candidate / "scheduler.py").is_file():
+        return invalid(f"no scheduler.py in {cand}")
+    if args.stage == "leaderboard":
+        return evaluate_leaderboard(cand, args.data)
+    return evaluate_stage(args.stage, cand, args.data, args.time_limit_s)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A bad stage name, a --data folder without the published workloads, or a candidate
+    # process that cannot start is the result's own message, not an evaluator error.
+    sys.exit(run(evaluate, parser=parser(__doc__, time_limit_s=DEFAULT_TIME_LIMIT_S),
+                 expected=(ValueError, FileNotFoundError, CandidateError)))

@@ -76,7 +76,7 @@ def main() -> None:
     base = to_networkx(job["edges"])
     t0 = time.perf_counter()
     try:
-        fn = getattr(load_candidate("cloudcast.search"), "search_algorithm")
+        fn = load_candidate("cloudcast.search").search_algorithm
     except BaseException as exc:  # noqa: BLE001 - candidate code: report, never crash silently
         chan.send({"import_error": describe(exc)})
         return

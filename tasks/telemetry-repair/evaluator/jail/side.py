@@ -41,7 +41,8 @@ def to_json(result, telemetry):
                 raise ValueError(f"{if_id}.{k} must be a tuple (original, repaired, confidence), got {t!r:.80}")
             if k == "interface_status":
                 if not isinstance(t[1], str):
-                    raise ValueError(f"{if_id}.interface_status repaired value must be 'up' or 'down', got {t[1]!r:.40}")
+                    raise ValueError(f"{if_id}.interface_status repaired value must be 'up' or 'down', "
+                                     f"got {t[1]!r:.40}")
                 row[k] = [None, str(t[1]), _num(t[2], f"{if_id}.{k} confidence")]
             else:
                 row[k] = [None, _num(t[1], f"{if_id}.{k} repaired value"), _num(t[2], f"{if_id}.{k} confidence")]

@@ -1,0 +1,131 @@
+"""Progress in a plain terminal: a line per scored candidate and a bar, built from events only;
+and the `sessions` listing, read from each session's events."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agent.config import RunConfig
+from agent.events import (
+    Budget,
+    CandidateCommitted,
+    CandidateScored,
+    CandidateTested,
+    Evaluated,
+    Event,
+    SessionFinished,
+    SessionResumed,
+    SessionStarted,
+    ToolCalled,
+)
+from agent.session import Session
+from agent.task import Task
+from sandbox.jail import JailConfig
+
+
+def fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.6g}"
+
+
+class Printer:
+    """One line per scored candidate (its score, the change against its parent, the best so
+    far, the run's cost) and the candidates bar; everything it shows comes from events."""
+
+    def __init__(self, console: Console, progress: Progress, bar, direction: str):
+        self.console, self.progress, self.bar = console, progress, bar
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.scores: dict[str, float | None] = {}
+        self.best: float | None = None
+        self.committed = 0
+        self.cost_usd = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            match event:
+                case SessionResumed():
+                    self.committed = event.budget_used
+                    self.progress.update(self.bar, completed=self.committed)
+                case CandidateCommitted():
+                    self.committed += 1
+                case Budget():
+                    self.cost_usd = event.cost_usd
+                case CandidateTested():
+                    self.console.print(f"  held-out {event.stage}: {event.commit[:10]} "
+                                       f"{fmt(event.score)}")
+                case CandidateScored():
+                    self._scored(event)
+
+    def _scored(self, e: CandidateScored) -> None:
+        self.scores[e.commit] = e.score if e.valid else None
+        if e.valid and e.score is not None and (
+                self.best is None or self.sign * (e.score - self.best) > 0):
+            self.best = e.score
+        parent = self.scores.get(e.parent or "")
+        delta = f"{e.score - parent:+.4g}" if e.score is not None and parent is not None else ""
+        state = "" if e.valid else " INVALID"
+        if e.stopped_at:
+            state += f" (stopped at {e.stopped_at})"
+        self.progress.update(self.bar, completed=self.committed)
+        self.console.print(
+            f"{e.commit[:10]}  score {fmt(e.score):>10}{state}  vs parent {delta or 'n/a':>8}  "
+            f"best {fmt(self.best)}  episode {e.episode}  {e.candidate.get('model', '')}"
+            + (f"  ${self.cost_usd:.4f}" if self.cost_usd else ""))
+
+
+def drive(session: Session, task: Task, cfg: RunConfig, resume: bool, jail: JailConfig,
+          console: Console) -> None:
+    """Run (or resume) the session with progress lines; then say how it ended. A missing API
+    key (ModelAuthError) and an invalid baseline (BaselineInvalid) propagate to the caller."""
+    from agent.solve import Solver
+
+    progress = Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    bar = progress.add_task("candidates", total=cfg.budget)
+    solver = Solver(session, task, cfg, listeners=[Printer(console, progress, bar,
+                                                           task.evaluator.direction)], jail=jail)
+    session.claim()
+    try:
+        with progress:
+            solver.restore() if resume else solver.start()
+            best = solver.run()
+    finally:
+        session.close()
+    usage = solver.usage
+    console.print(f"\nfinished ({solver.stop_reason or 'done'}): {solver.candidates_used} "
+                  f"candidates in {solver.episodes_started} episodes, ${usage.cost_usd:.4f} "
+                  f"({usage.input_tokens} input, {usage.output_tokens} output tokens)")
+    last = task.evaluator.stages[-1]
+    base = solver.db.baseline
+    if base:
+        console.print(f"baseline {base.commit[:10]}: {last} {fmt(base.score)}"
+                      f"  test {fmt(base.test_score)}")
+    if best:
+        console.print(f"best     {best.commit[:10]}: {last} {fmt(best.score)}"
+                      f"  test {fmt(best.test_score)}  (episode {best.episode}, {best.model})")
+        console.print(f"see: git -C {session.repo} notes --ref adrs show {best.commit[:10]}")
+
+
+def list_sessions(sessions_dir: Path, console: Console) -> None:
+    """A line per session: how many candidates were scored, the best score, whether it ended."""
+    found = Session.folders(sessions_dir)
+    if not found:
+        console.print(f"no sessions under {sessions_dir.resolve()}")
+        return
+    for path in found:
+        s = Session(path)
+        scores, finished, sign = [], False, 1.0
+        for e in s.events(skip=(ToolCalled, Budget, Evaluated)):
+            if isinstance(e, SessionStarted):
+                sign = 1.0 if e.direction == "maximize" else -1.0
+            elif isinstance(e, CandidateScored):
+                scores.append(e.score if e.valid else None)
+            finished = finished or isinstance(e, SessionFinished)
+        valid = [x for x in scores if x is not None]
+        best = max(valid, key=lambda x: sign * x) if valid else None
+        console.print(f"{s.id}  {len(scores)} scored  best {fmt(best)}  "
+                      f"{'finished' if finished else 'open (resume it)'}")
