@@ -89,6 +89,11 @@ def bare_eval_ms(task: Task, worktree: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+def raw_events(session: Session) -> list[dict]:
+    """events.jsonl as written (the bench edits and times the lines themselves)."""
+    return [json.loads(line) for line in (session.dir / "events.jsonl").read_text().splitlines()]
+
+
 def overheads(events: list[dict], bare_ms: float, after: int = 0
               ) -> tuple[list[float], list[float], list[float]]:
     """Per candidate (ms): gap - evaluator wall_s, gap - bare evaluator, and the sandboxed
@@ -245,7 +250,7 @@ def main() -> None:
         print(f"bare evaluator: {bare:.1f} ms median over {args.bare_runs} runs")
 
         session, wall = run_loop(root / "empty", task_dir, args.candidates)
-        evs = [json.loads(line) for line in (session.dir / "events.jsonl").read_text().splitlines()]
+        evs = raw_events(session)
         net, gross, sb = overheads(evs, bare)
         print(f"empty session: {args.candidates} candidates in {wall:.1f} s "
               f"({wall / args.candidates * 1000:.0f} ms per candidate)")
@@ -257,20 +262,20 @@ def main() -> None:
               f"{statistics.median(gross):.1f} ms")
 
         big, cfg, _ = build_big(root, task_dir, evs, args.big, args.more)
-        n_eval = sum(1 for e in big.events() if e["type"] == "evaluated")
+        n_eval = sum(1 for e in raw_events(big) if e["type"] == "evaluated")
         t = time.perf_counter()
         solver = Solver(big, Task.load(task_dir), cfg)
         solver.restore()
         load = time.perf_counter() - t
-        mark = sum(1 for _ in big.events())
-        rescored = [e for e in big.events() if e["type"] == "evaluated"][n_eval:]
+        mark = sum(1 for _ in raw_events(big))
+        rescored = [e for e in raw_events(big) if e["type"] == "evaluated"][n_eval:]
         print(f"restore() of {len(solver.db) - 1} candidates: {load:.2f} s "
               f"(budget used {solver.candidates_used}; re-evaluated {len(rescored)})")
         t = time.perf_counter()
         solver.run()
         big.close()
         wall5k = time.perf_counter() - t
-        evs5k = list(big.events())
+        evs5k = list(raw_events(big))
         net5k, gross5k, _ = overheads(evs5k, bare, after=mark)
         print(f"5,000 session: {args.more} more candidates in {wall5k:.1f} s")
         print(f"  overhead (gap - evaluator wall_s): median {statistics.median(net5k):.1f} ms, "
