@@ -91,7 +91,10 @@ def drive(session: Session, task: Task, cfg: RunConfig, resume: bool, jail: Jail
     session.claim()
     try:
         with progress:
-            solver.restore() if resume else solver.start()
+            if resume:
+                solver.restore()
+            else:
+                solver.start()
             best = solver.run()
     finally:
         session.close()

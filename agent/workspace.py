@@ -56,7 +56,7 @@ class EpisodeWorkspace:
     head: str
     scorer: Scorer
     allowance: Allowance
-    allow_run: bool
+    can_run: bool  # whether the task allows shell commands
     memory_mb: int
     commits: list[str] = field(default_factory=list)
 
@@ -67,10 +67,6 @@ class EpisodeWorkspace:
     @property
     def worktree(self) -> Path:
         return self.wt.path
-
-    @property
-    def can_run(self) -> bool:
-        return self.allow_run
 
     def context(self, max_output_chars: int) -> ToolContext:
         """What the episode's tools are handed."""
