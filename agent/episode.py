@@ -45,6 +45,7 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
                 hooks: Hooks) -> EpisodeResult:
     schemas = tools.schemas()
     usage, idle, malformed, start = Usage(), 0, 0, time.monotonic()
+    with_data: list[dict[str, Any]] = []  # the last turn's tool messages that carry data
     for message in messages:
         transcript.write({"message": message})
 
@@ -77,6 +78,9 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
             transcript.write({"message": messages[-1]})
             continue
         idle = 0
+        for message in with_data:  # a model reads the data of the latest results only
+            del message["data"]
+        with_data = []
         for call in turn.tool_calls:
             if call.error and turn.stop_reason == "max_tokens":  # cut, not malformed
                 result = ToolResult(f"{call.error}. {CUT}", is_error=True)
@@ -91,6 +95,7 @@ def run_episode(model: Model, ctx: ToolContext, messages: list[dict[str, Any]], 
             transcript.write({"message": message})
             if result.data:  # for the built-in models; providers send only the text
                 message["data"] = result.data
+                with_data.append(message)
             messages.append(message)
             hooks.on_tool(call, result)
         if malformed >= MAX_MALFORMED_IN_A_ROW:

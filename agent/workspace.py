@@ -62,11 +62,14 @@ class EpisodeWorkspace:
 
     def __post_init__(self) -> None:
         self.scanner = git.Scanner(self.wt, git.files_at(self.scorer.session.repo, self.head))
-        self.editable = self.scorer.editable
 
     @property
     def worktree(self) -> Path:
         return self.wt.path
+
+    @property
+    def editable(self) -> list[str]:
+        return self.scorer.editable
 
     def context(self, max_output_chars: int) -> ToolContext:
         """What the episode's tools are handed."""

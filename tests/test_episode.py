@@ -86,3 +86,14 @@ def test_step_limit_and_idle_turns_end_the_episode(tmp_path):
     result, _, _, calls, messages, _ = run(tmp_path / "idle", idle)
     assert result.reason == "idle" and calls == []
     assert any("without calling a tool" in m["content"] for m in messages if m["role"] == "user")
+
+
+def test_only_the_latest_results_keep_their_data(tmp_path):
+    listing = {"tool_calls": [{"name": "list_files", "arguments": {}}]}
+    result, _, _, _, messages, lines = run(tmp_path, [listing, listing], max_steps=2)
+    assert result.reason == "max_steps"
+    listings = [m for m in messages if m["role"] == "tool" and m["name"] == "list_files"]
+    assert len(listings) == 2
+    assert "data" not in listings[0]  # dropped once the next turn's results came
+    assert listings[1]["data"]["editable"] == ["pkg/policy.py"]
+    assert not any("data" in line.get("message", {}) for line in lines)  # never in transcripts
