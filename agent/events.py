@@ -86,6 +86,8 @@ class SessionResumed(Event):
     candidates: int
     budget_used: int
     episodes: int
+    budget: int = 0
+    """The candidate budget from here on, researchers' raises included (0 in older sessions)."""
 
 
 @event("session_finished", "the run ended: why, its best commit and score, what it cost")
@@ -231,6 +233,20 @@ class Migrated(Event):
     moves: list[Any]
 
 
+# -- the researcher ------------------------------------------------------------------------
+@event("steered", "a researcher's command from the TUI (control.jsonl), as the runner obeyed it")
+@dataclass(kw_only=True, slots=True)
+class Steered(Event):
+    command: str
+    """pause, resume, note, pin, unpin, stop_episode, budget or stop (see agent/steering.py)."""
+    text: str = ""
+    commit: str = ""
+    episode: int | None = None
+    amount: int = 0
+    offset: int = 0
+    """Where in control.jsonl the command's line ends: a resumed run reads on from there."""
+
+
 def parse(data: dict[str, Any]) -> Event | RawEvent:
     """The typed record of one decoded line; RawEvent when this version cannot type it."""
     kind = data.get("type")
@@ -283,6 +299,27 @@ class EventLog:
                     continue  # a line cut by a kill in the middle of a write
                 if isinstance(data, dict):
                     yield parse(data)
+
+    def tail(self, offset: int) -> tuple[list[Event | RawEvent], int]:
+        """The events whose whole lines follow byte `offset`, and the offset after the last of
+        them: a viewer calls it again with that offset to follow a live run (a line being
+        written, without its newline yet, waits for the next call)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        found = []
+        for raw in data[:end].splitlines():
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(decoded, dict):
+                found.append(parse(decoded))
+        return found, offset + end
 
     def close(self) -> None:
         with self._lock:

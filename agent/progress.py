@@ -20,6 +20,7 @@ from agent.events import (
     SessionFinished,
     SessionResumed,
     SessionStarted,
+    Steered,
     ToolCalled,
 )
 from agent.session import Session
@@ -49,7 +50,8 @@ class Printer:
             match event:
                 case SessionResumed():
                     self.committed = event.budget_used
-                    self.progress.update(self.bar, completed=self.committed)
+                    self.progress.update(self.bar, completed=self.committed,
+                                         total=event.budget or self.progress.tasks[0].total)
                 case CandidateCommitted():
                     self.committed += 1
                 case Budget():
@@ -59,6 +61,21 @@ class Printer:
                                        f"{fmt(event.score)}")
                 case CandidateScored():
                     self._scored(event)
+                case Steered():
+                    self._steered(event)
+
+    def _steered(self, e: Steered) -> None:
+        said = {"pause": "paused: no new episode until resumed (space in `adrs-agent watch`)",
+                "resume": "resumed", "note": f"note added to later prompts: {e.text!r}",
+                "pin": f"pinned {e.commit[:10]} as the parent of later episodes",
+                "unpin": "unpinned: the search chooses parents again",
+                "stop_episode": f"episode {e.episode} stops after its current turn",
+                "budget": f"budget raised by {e.amount}",
+                "stop": "stopping: no new episode; running ones end after their turn"}
+        if e.command == "budget":
+            total = self.progress.tasks[0].total or 0
+            self.progress.update(self.bar, total=total + e.amount)
+        self.console.print(f"[cyan]researcher[/cyan]: {said.get(e.command, e.command)}")
 
     def _scored(self, e: CandidateScored) -> None:
         self.scores[e.commit] = e.score if e.valid else None

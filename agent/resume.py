@@ -20,8 +20,10 @@ from agent.events import (
     Event,
     RawEvent,
     SessionStarted,
+    Steered,
 )
 from agent.models.base import Usage
+from agent.steering import Steering
 
 
 @dataclass
@@ -41,12 +43,15 @@ class State:
     """Scored, but the kill came before the note was written: rewrite the note."""
     unscored: list[CandidateCommitted] = field(default_factory=list)
     """Committed before the kill, never scored: score (or read back from the note)."""
+    steering: Steering = field(default_factory=Steering)
+    """The researcher's commands that carry over (pause, notes, pin, budget raises)."""
 
 
 def replay(events: Iterable[Event | RawEvent], noted: set[str]) -> State:
     state = State()
     committed: dict[str, CandidateCommitted] = {}
     scored: dict[str, CandidateScored] = {}
+    steered: list[Steered] = []
     for e in events:
         match e:
             case SessionStarted():
@@ -65,7 +70,10 @@ def replay(events: Iterable[Event | RawEvent], noted: set[str]) -> State:
                 state.usage.add(Usage(**e.turn_usage))
             case EpisodeFinished():
                 state.episodes.append(e)
+            case Steered():
+                steered.append(e)
     state.scored = list(scored.values())
+    state.steering = Steering.replayed(steered)
     state.committed = len(committed)
     state.unnoted = [e for e in state.scored if e.commit not in noted]
     state.unscored = [e for c, e in committed.items() if c not in scored]

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import time
 import tomllib
 from collections.abc import Iterator
@@ -78,9 +79,19 @@ class Session:
         return cls(found[-1])
 
     # -- who runs it ----------------------------------------------------------------------
-    def claim(self) -> None:
-        """Mark this process as the session's runner (resume refuses while it lives)."""
-        (self.dir / "run.pid").write_text(str(os.getpid()))
+    def claim(self, pid: int | None = None) -> None:
+        """Mark this process (or `pid`) as the session's runner (resume refuses while it lives)."""
+        (self.dir / "run.pid").write_text(str(pid or os.getpid()))
+
+    def launch(self, argv: list[str]) -> int:
+        """Start `argv` as the session's runner in the background: its own process group and
+        session (closing the terminal or the viewer does not stop it), output appended to
+        run.log; returns its pid, already claimed."""
+        with open(self.dir / "run.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.claim(proc.pid)
+        return proc.pid
 
     def runner(self) -> int | None:
         """The pid of a live process still running this session, if any."""

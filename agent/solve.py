@@ -29,6 +29,7 @@ from agent.events import (
     SessionFinished,
     SessionResumed,
     SessionStarted,
+    Steered,
     ToolCalled,
 )
 from agent.models import make_model, parse_specs, pricing
@@ -38,11 +39,15 @@ from agent.programs import Candidate, ProgramDB
 from agent.resume import replay
 from agent.scoring import Scorer, note
 from agent.session import Session, Transcript
+from agent.steering import Steering, receive, steered
 from agent.task import Task
 from agent.workspace import Allowance, EpisodeWorkspace
 from sandbox import git
 from sandbox.evaluate import StageResult
 from sandbox.jail import JailConfig
+
+POLL_S = 0.2
+"""How often the scheduler looks at control.jsonl while episodes run or the run is paused."""
 
 
 class BaselineInvalid(RuntimeError):
@@ -72,6 +77,7 @@ class Solver:
         self.started = time.monotonic()
         self.stop_reason = ""
         self.stopping = False  # set when running episodes must end after their current turn
+        self.steering = Steering()  # the researcher's commands so far (agent/steering.py)
 
     @property
     def candidates_used(self) -> int:
@@ -92,6 +98,7 @@ class Solver:
         """Rebuild the database, cache and counters from the events; finish cut work."""
         state = replay(self.session.events(skip=(ToolCalled,)), git.noted_commits(self.session.repo))
         self.scorer.baseline, self.episodes_started = state.baseline, state.episodes_started
+        self.steering = state.steering
         for e in state.scored:
             self.scorer.add(Candidate.from_dict(e.candidate), e.stages, live=False)
         for commit, score in state.tested.items():
@@ -103,6 +110,7 @@ class Solver:
         for e in state.episodes:
             self.ensemble.record(e.model, e.improvement, e.usage["cost_usd"])
         self.allowance.used = state.committed
+        self.allowance.budget = self.cfg.budget + self.steering.extra_budget
         stale = git.repair(self.session.repo, self.session.worktrees)
         if stale:
             self.emit(Repaired(removed_locks=stale))
@@ -117,7 +125,7 @@ class Solver:
                 self.scorer.score_commit(e.commit, e.parent, e.episode, e.island, e.model,
                                          e.message)
         self.emit(SessionResumed(candidates=len(self.db), budget_used=self.candidates_used,
-                                 episodes=self.episodes_started))
+                                 episodes=self.episodes_started, budget=self.allowance.budget))
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> Candidate | None:
@@ -132,12 +140,16 @@ class Solver:
         with ThreadPoolExecutor(max_workers=self.cfg.workers) as pool:
             running: set = set()
             while True:
+                self.steer()
                 while len(running) < self.cfg.workers and self._may_start():
                     self.episodes_started += 1
                     running.add(pool.submit(self.episode, self.episodes_started - 1))
                 if not running:
-                    break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                    if self.stop_reason:
+                        break
+                    time.sleep(POLL_S)  # paused by the researcher, and nothing runs
+                    continue
+                done, running = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
                 for future in done:
                     try:
                         future.result()  # a harness bug surfaces here
@@ -173,7 +185,23 @@ class Solver:
             if hit:
                 self.stop_reason = self.stop_reason or reason
                 return False
-        return True
+        return not self.steering.paused
+
+    def steer(self) -> None:
+        """Obey the researcher's new commands in control.jsonl, each recorded as an event."""
+        for command, offset in receive(self.session.dir, self.steering.offset):
+            if command.command == "pin" and command.commit not in self.db.by_commit:
+                self.steering.offset = offset
+                self.emit(Error(kind="steering", message=f"pin {command.commit[:12]}: not a "
+                                "scored candidate of this session; ignored"))
+                continue
+            e: Steered = steered(command, offset)
+            self.steering.apply(e)
+            if e.command == "budget":
+                self.allowance.budget += e.amount
+            elif e.command == "stop":
+                self.stopping, self.stop_reason = True, self.stop_reason or "stopped"
+            self.emit(e)
 
     def _over_cost(self) -> bool:
         return bool(self.cfg.max_cost_usd) and self.usage.cost_usd >= self.cfg.max_cost_usd
@@ -184,6 +212,8 @@ class Solver:
         with self.lock:
             island = n % self.db.n_islands
             parent = self.db.sample_parent(island, self.rng, search.exploit_ratio)
+            if self.steering.pinned in self.db.by_commit:  # the researcher chose it
+                parent = self.db.by_commit[self.steering.pinned]
             inspirations = self.db.inspirations(parent, island, self.rng, search.inspirations)
             failures = self.db.recent_failures(search.failures)
             spec = self.ensemble.choose(self.rng)
@@ -194,8 +224,8 @@ class Solver:
             task_name=self.task.name, brief=self.task.brief, editable=self.task.editable,
             stages=self.spec.stages, direction=self.spec.direction, parent=parent,
             baseline=self.db.baseline, best=self.db.best(), inspirations=inspirations,
-            failures=failures, budget_left=self.cfg.budget - self.candidates_used,
-            diffs=self.diffs)
+            failures=failures, budget_left=self.allowance.budget - self.candidates_used,
+            notes=list(self.steering.notes), diffs=self.diffs)
         with git.worktree(self.session.repo, self.session.worktrees / f"e{n}", parent.commit,
                           branch=branch) as wt:
             space = EpisodeWorkspace(n, island, spec, wt, parent.commit, self.scorer,
@@ -207,7 +237,8 @@ class Solver:
                 on_tool=lambda call, res: self.emit(ToolCalled(
                     episode=n, tool=call.name, is_error=res.is_error, chars=len(res.text))),
                 on_turn=lambda turn: self._on_turn(n, spec, turn),
-                should_stop=lambda: self.stopping or self._over_cost())
+                should_stop=lambda: (self.stopping or self._over_cost()
+                                     or n in self.steering.stop_episodes))
             transcript = Transcript(self.session.transcript_path(n),
                                     {"episode": n, "model": spec, "parent": parent.commit})
             try:
