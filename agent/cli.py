@@ -1,4 +1,4 @@
-"""The `adrs-agent` command: solve, resume, sessions, tasks check, tasks eval."""
+"""The `adrs-agent` command: solve, resume, watch, sessions, tasks check, tasks eval."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ CONFIG_HELP = ("A TOML file of run settings: any of agent/config.py's RunConfig,
 SET_HELP = ("KEY=VALUE: one run setting, dotted for nested ones (search.islands=5, "
             "provider.max_tokens=8000); the value is read as TOML where it parses, else as "
             "text. Repeatable; wins over --config and the other options.")
-NO_TUI_HELP = "Ignored: progress lines are printed either way (kept for scripts that pass it)."
+NO_TUI_HELP = ("Run in the foreground with progress lines instead of starting the run in the "
+               "background and watching it in the terminal UI (the default on a terminal).")
 SANDBOX_HELP = ("Jail for candidate code and the agents' commands: auto (the task's choice, else "
                 "bwrap where it works), bwrap, docker (DOCKER_HOST or the local engine) or "
                 "process (no jail).")
@@ -146,7 +147,10 @@ def solve(
     session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
     console.print(f"session [bold]{session.id}[/bold] in {session.dir}")
     console.print(f"model: {', '.join(cfg.models)} ({why})")
-    _drive(session, task, cfg, resume=False, jail=jail)
+    if _wants_tui(no_tui):
+        _attach(session, session.launch([*RUNNER, str(session.dir)]))
+    else:
+        _drive(session, task, cfg, resume=False, jail=jail)
 
 
 @app.command()
@@ -168,7 +172,75 @@ def resume(
     jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
                     f"code written by {', '.join(cfg.models)}")
     console.print(f"resuming session [bold]{session.id}[/bold]")
-    _drive(session, task, cfg, resume=True, jail=jail)
+    if _wants_tui(no_tui):
+        _attach(session, session.launch([*RUNNER, str(session.dir), "--resume"]))
+    else:
+        _drive(session, task, cfg, resume=True, jail=jail)
+
+
+RUNNER = [sys.executable, "-m", "agent.cli", "run-session"]
+"""How solve and resume start a run in the background (see `run_session`)."""
+
+
+@app.command("run-session", hidden=True)
+def run_session(session_dir: Path, resume_it: bool = typer.Option(False, "--resume")) -> None:
+    """Run a session created by `solve` (or resume one) in the foreground, printing progress
+    lines: what solve and resume start in the background when they open the watcher."""
+    session = Session(session_dir.resolve())
+    cfg, _ = session.read_config()
+    task = load_task(Path(cfg.task_dir))
+    jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
+                    f"code written by {', '.join(cfg.models)}")
+    _drive(session, task, cfg, resume=resume_it, jail=jail)
+
+
+@app.command()
+def watch(
+    session_id: str | None = typer.Argument(None, help="Session id, id prefix or folder (default: the newest)."),
+    sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
+    web: bool = typer.Option(False, "--web", help="Serve the app to a browser (textual-serve) instead."),
+    host: str = typer.Option("127.0.0.1", help="With --web: the address to listen on."),
+    port: int = typer.Option(8000, help="With --web: the port to listen on."),
+) -> None:
+    """Watch and steer a running session in the terminal UI, or browse a finished one."""
+    try:
+        session = Session.find(sessions_dir, session_id)
+    except SessionError as e:
+        fail(str(e))
+    if web:
+        from agent.tui.web import serve
+
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[bold red]WARNING[/bold red] --host {host}: anyone who can reach it "
+                          "can watch and steer this run (there is no login)")
+        console.print(f"serving session {session.id} on http://{host}:{port} (Ctrl+C stops)")
+        serve(session.dir, host, port)
+        return
+    if not sys.stdout.isatty() and "TEXTUAL_DRIVER" not in os.environ:  # textual-serve sets it
+        fail("watch needs a terminal; use --web to watch in a browser, or `adrs-agent sessions`")
+    _attach(session, session.runner())
+
+
+def _wants_tui(no_tui: bool) -> bool:
+    return not no_tui and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _attach(session: Session, pid: int | None) -> None:
+    """Open the watcher on the session; say where the run stands once it is closed."""
+    from agent.tui import watch as watch_app
+
+    result = watch_app(session.dir)
+    log = session.dir / "run.log"
+    if result == "stop":
+        console.print(f"stopping session {session.id}: running episodes end after their turn "
+                      f"(output: {log})")
+    elif session.runner():
+        console.print(f"detached: the run goes on in process {session.runner()} (output: {log}); "
+                      f"`adrs-agent watch {session.id}` reattaches")
+    elif log.is_file():  # it ended: its last words are the summary
+        tail = log.read_text(errors="replace").splitlines()
+        start = max((i for i, line in enumerate(tail) if line.startswith("finished (")), default=-1)
+        console.print("\n".join(tail[start:] if start >= 0 else tail[-5:]))
 
 
 def _drive(session: Session, task: Task, cfg: RunConfig, resume: bool,

@@ -100,7 +100,7 @@ class Session:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return None
-        if pid == os.getpid() or b"adrs-agent" not in cmdline and b"agent" not in cmdline:
+        if pid == os.getpid() or b"adrs-agent" not in cmdline and b"agent.cli" not in cmdline:
             return None
         return pid
 

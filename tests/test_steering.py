@@ -171,3 +171,48 @@ def test_the_event_log_tail_follows_appended_lines(tmp_path):
         f.write('ume"}\n')
     got, end = log.tail(offset)
     assert [e.command for e in got] == ["resume"] and end == log.path.stat().st_size
+
+
+# -- the watch command's bad input -----------------------------------------------------------------
+def test_watch_says_in_one_line_what_is_wrong(tmp_path):
+    none = run_cli("watch", "--sessions-dir", str(tmp_path), check=False)
+    assert none.returncode == 2 and "no session" in none.stdout and "Traceback" not in none.stderr
+    session = tmp_path / "20260101-000000-toy-0000"
+    session.mkdir()
+    (session / "session.toml").write_text('format_version = 1\ntask = "toy"\n[config]\ntask_dir = "."\n')
+    piped = run_cli("watch", "--sessions-dir", str(tmp_path), check=False)  # stdout is a pipe here
+    assert piped.returncode == 2 and "needs a terminal" in piped.stdout
+    assert len(piped.stdout.strip().splitlines()) == 1
+
+
+# -- a runner in the background ---------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_background_runner_is_the_sessions_runner_until_it_stops(tmp_path):
+    from agent.session import Session
+    from agent.tui.model import SessionView
+
+    task = toy_task(tmp_path)
+    sessions = tmp_path / "sessions"
+    run_cli("solve", str(task), "--model", "tuner", "--budget", "1", "--no-test", "--sessions-dir",
+            str(sessions), "--no-tui")
+    session = Session(next(sessions.iterdir()))
+    send(session.dir, Command("budget", amount=50))
+    send(session.dir, Command("pause"))  # obeyed at once: the resumed run waits
+    pid = session.launch([*CLI, "run-session", str(session.dir), "--resume"])
+    view = SessionView(session.dir)
+    deadline = time.monotonic() + DEADLINE_S
+    while view.runner_state() != "paused" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        view.poll()
+    assert view.runner_state() == "paused" and session.runner() == pid
+    refused = run_cli("resume", session.id, "--sessions-dir", str(sessions), "--no-tui", check=False)
+    assert refused.returncode == 2 and f"still being run by process {pid}" in refused.stdout
+    assert (session.dir / "run.pid").read_text() == str(pid)
+
+    send(session.dir, Command("stop"))
+    while view.runner_state() != "finished" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        view.poll()
+    assert view.runner_state() == "finished" and view.header.budget == 51
+    assert "researcher: paused" in (session.dir / "run.log").read_text()
+    assert of_type(events(session.dir), "session_finished")[-1]["reason"] == "stopped"
