@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import typer
@@ -221,6 +222,17 @@ def watch(
     _attach(session, session.runner())
 
 
+def _ended(session: Session) -> bool:
+    """Whether the session's last start or resume has finished."""
+    from agent.events import SessionFinished, SessionResumed, SessionStarted
+
+    ended = False
+    for e in session.events():
+        if isinstance(e, (SessionStarted, SessionResumed, SessionFinished)):
+            ended = isinstance(e, SessionFinished)
+    return ended
+
+
 def _wants_tui(no_tui: bool) -> bool:
     return not no_tui and sys.stdin.isatty() and sys.stdout.isatty()
 
@@ -234,10 +246,13 @@ def _attach(session: Session, pid: int | None) -> None:
     if result == "stop":
         console.print(f"stopping session {session.id}: running episodes end after their turn "
                       f"(output: {log})")
-    elif session.runner():
+    elif session.runner() and not _ended(session):
         console.print(f"detached: the run goes on in process {session.runner()} (output: {log}); "
                       f"`adrs-agent watch {session.id}` reattaches")
-    elif log.is_file():  # it ended: its last words are the summary
+    elif log.is_file():  # it ended: its last words are the summary, printed as it exits
+        deadline = time.monotonic() + 10
+        while session.runner() and time.monotonic() < deadline:
+            time.sleep(0.1)
         tail = log.read_text(errors="replace").splitlines()
         start = max((i for i, line in enumerate(tail) if line.startswith("finished (")), default=-1)
         console.print("\n".join(tail[start:] if start >= 0 else tail[-5:]))

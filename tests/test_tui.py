@@ -202,11 +202,15 @@ async def test_candidates_and_episodes_appended_while_watching_appear(demo):
         sibling = "e" * 40  # under the baseline, whose children are in the tree already
         log.emit(CandidateCommitted(commit=sibling, parent=view.header.baseline, episode=7, island=1,
                                     model="tuner", message="later"))
+        worse = "d" * 40  # under the new best, which is a leaf of the tree so far
+        log.emit(CandidateScored(commit=worse, parent=new, episode=7, stage="full", score=0.5, valid=True,
+                                 candidate={"island": 1, "model": "tuner", "message": "worse"}, stages=[]))
         log.close()
         await until(pilot, lambda: sibling in app.nodes)
-        assert new not in app.nodes  # its parent was never expanded
-        app.nodes[best].expand()
-        await until(pilot, lambda: new in app.nodes)
+        await until(pilot, lambda: new in app.nodes)  # a new best: the path down to it opens
+        assert worse not in app.nodes  # its parent was never expanded
+        app.nodes[new].expand()
+        await until(pilot, lambda: worse in app.nodes)
         table = app.table
         await until(pilot, lambda: "7" in [str(table.get_row_at(i)[0]) for i in range(table.row_count)])
         assert app.view.header.best == new
@@ -293,9 +297,8 @@ async def test_steering_keys_on_a_finished_run_send_nothing(demo):
         await pilot.press("space", "P", "plus", "s", "n")
         app.tabs.active = "episodes-tab"
         await pilot.pause()
-        await pilot.press("x", "q")
-        await pilot.click("#stop")
-    assert app.return_value == "stop"
+        await pilot.press("x", "q")  # q leaves at once: nothing to detach from or stop
+    assert app.return_value is None
     assert not (demo / "control.jsonl").exists()
 
 
@@ -352,7 +355,8 @@ def test_snapshot_diff_against_the_baseline(tmp_path, snap_compare):
 
 
 def test_snapshot_quit_dialog(tmp_path, snap_compare):
-    assert snap_compare(snapshot_app(tmp_path), terminal_size=SIZE, press=["q"])
+    session = demo_session(tmp_path, finished=False)  # a finished run's q just leaves
+    assert snap_compare(WatchApp(session), terminal_size=SIZE, press=["q"])
 
 
 def test_the_demo_session_is_the_same_every_time(tmp_path):

@@ -98,8 +98,8 @@ class QuitScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Leave the viewer? [b]d[/b]etach leaves the run going; [b]s[/b]top run ends it "
-                        "cleanly; escape stays.")
+            yield Label("Leave the viewer?  [b]d[/b] detach: the run goes on  ·  [b]s[/b] stop the run  ·  "
+                        "[b]esc[/b] stay")
             with Horizontal(id="buttons"):
                 yield Button("Detach", id="detach", variant="primary")
                 yield Button("Stop run", id="stop", variant="error")
@@ -278,20 +278,27 @@ class WatchApp(App[str | None]):
         if base is None:
             return
         tree = self.genealogy
+        self.best_path = path = self.view.best_path()  # before any label: they star the path
         tree.root.set_label(self.label(base))
         tree.root.data = base
         self.nodes[base.commit] = tree.root
-        self.best_path = path = self.view.best_path()
+        if base.commit not in self.shown:
+            self.load_children(base.commit)
+        tree.root.expand()
+        self.open_path(path)
+        best = self.nodes.get(path[-1]) if path else tree.root
+        self.call_after_refresh(self.select, best or tree.root)
+
+    def open_path(self, path: list[str]) -> None:
+        """Load and expand the nodes from the baseline down to the last of `path`."""
         for parent, child in zip(path, path[1:]):
+            if parent not in self.nodes:
+                return
             if parent not in self.shown:
                 self.load_children(parent)
             if child not in self.nodes:  # beyond the first page: shown first
                 self.add_node(self.nodes[parent], self.view.candidates[child], before=0)
             self.nodes[parent].expand()
-        if base.commit not in self.shown:
-            self.load_children(base.commit)
-        best = self.nodes.get(path[-1]) if path else tree.root
-        self.call_after_refresh(self.select, best or tree.root)
 
     def select(self, node: TreeNode[NodeData]) -> None:
         tree = self.genealogy
@@ -345,7 +352,10 @@ class WatchApp(App[str | None]):
                     if not (isinstance(item, CandidateRecord) and item.commit in self.nodes):
                         self.add_node(node, item)
                 self.shown[parent] = len(items)
-        self.best_path = self.view.best_path()
+        path = self.view.best_path()
+        if path != self.best_path:  # a new best: show where it is (the cursor stays put)
+            self.open_path(path)
+        self.best_path = path
         for node in self.nodes.values():
             if isinstance(node.data, CandidateRecord):
                 node.set_label(self.label(node.data))
@@ -533,6 +543,10 @@ class WatchApp(App[str | None]):
         self.notify("review/PR is not available yet")
 
     def action_quit_dialog(self) -> None:
+        if self.view.runner_state() == "finished":  # nothing to detach from or stop
+            self.exit(None)
+            return
+
         def chosen(choice: str | None) -> None:
             if choice == "stop" and self.view.runner_state() != "finished":
                 send(self.view.dir, Command("stop"))

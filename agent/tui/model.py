@@ -161,6 +161,7 @@ class SessionView:
         self.recent: deque[Event | RawEvent] = deque(maxlen=RECENT)
         self.steering = Steering()
         self.first_t: float | None = None
+        self.last_t = 0.0
         self.scored = 0
         self.points: list[tuple[int, float]] = []
         """(evaluation index, score) of every valid scored candidate, in order."""
@@ -186,8 +187,9 @@ class SessionView:
         """Fold the events appended since the last call into the state; returns them."""
         events, self.offset = self.log.tail(self.offset)
         for ev in events:
-            if self.first_t is None and isinstance(ev, Event):
-                self.first_t = ev.t
+            if isinstance(ev, Event):
+                self.first_t = ev.t if self.first_t is None else self.first_t
+                self.last_t = ev.t
             if isinstance(ev, Event):
                 self._apply(ev)
             if ev.type not in QUIET:
@@ -320,9 +322,13 @@ class SessionView:
         return "paused" if self.steering.paused else "running"
 
     def elapsed(self) -> float:
+        """From the first event to the end: the finish, now while a runner lives, or else the
+        last event (a dead run's clock stopped there)."""
         if self.first_t is None:
             return 0.0
-        end = self.header.finished if self.header.finished is not None else time.time()
+        end = self.header.finished
+        if end is None:
+            end = time.time() if self.session.runner() else self.last_t
         return max(0.0, end - self.first_t)
 
     def diff(self, commit: str, against: str = "parent") -> str:
