@@ -134,6 +134,7 @@ def real_session(tmp_path_factory) -> Path:
     return session
 
 
+@pytest.mark.slow
 async def test_selecting_a_node_shows_its_commit_message_score_and_diff(real_session):
     view = SessionView(real_session)
     view.poll()
@@ -303,6 +304,7 @@ async def test_steering_keys_on_a_finished_run_send_nothing(demo):
 
 
 # -- 10,000 candidates ----------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_ten_thousand_candidates_build_a_bounded_tree(tmp_path):
     session = large_session(tmp_path, 10_000)
     app = WatchApp(session)
