@@ -1,4 +1,4 @@
-"""The `adrs-agent` command: solve, resume, watch, sessions, tasks check, tasks eval."""
+"""The `adrs-agent` command: solve, resume, watch, review, pr, sessions, tasks check, tasks eval."""
 
 from __future__ import annotations
 
@@ -278,6 +278,42 @@ def sessions(sessions_dir: Path = typer.Option(Path(SESSIONS_DIR))) -> None:
     from agent.progress import list_sessions
 
     list_sessions(sessions_dir, console)
+
+
+@app.command()
+def review(
+    session_id: str | None = typer.Argument(None, help="Session id, id prefix or folder (default: the newest)."),
+    sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
+    top: int = typer.Option(10, min=1, help="How many candidates to rank and test on the held-out stage."),
+    workers: int = typer.Option(2, min=1, help="Held-out evaluations run at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the review as one JSON object."),
+    md: Path | None = typer.Option(None, "--md", help="Also write a markdown report (and its plot beside it)."),
+) -> None:
+    """Rank a session's candidates on the held-out stage, with an error bar, flags and why the
+    run went as it did. Held-out scores are cached in the git notes: a second review runs nothing."""
+    from agent import report
+    from agent.review import ReviewError, evaluator_of, facts
+    from agent.review import review as make_review
+
+    if md is not None and not md.parent.is_dir():
+        fail(f"--md {md}: its folder does not exist")
+    try:
+        session = Session.find(sessions_dir, session_id)
+        task, _ = evaluator_of(session, facts(session).task_dir)
+        cfg, _ = session.read_config()
+        out = err_console if as_json else console
+        jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
+                        f"code written by {', '.join(cfg.models)}", out=out)
+        result = make_review(session, top=top, workers=workers, jail=jail)
+    except (SessionError, ReviewError) as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(report.to_json(result)))
+    else:
+        report.show(result, console)
+    if md is not None:
+        plot = report.write_markdown(result, md)
+        (err_console if as_json else console).print(f"wrote {md} and {plot}")
 
 
 @tasks_app.command("check")

@@ -23,6 +23,16 @@ def note(cand: Candidate, stages: list[dict]) -> dict:
     return {"candidate": cand.to_dict(), "stages": stages}
 
 
+def heldout(session: Session, spec: EvaluatorSpec, commit: str, jail: JailConfig,
+            data: Path | None) -> StageResult:
+    """The held-out stage on one commit, in a worktree of its own; its log goes to
+    sessions/<id>/heldout/, which no agent's tools can read."""
+    with git.worktree(session.repo, session.worktrees / f"test-{commit[:10]}", commit) as wt:
+        log = session.heldout_logs / commit[:10] / f"{spec.test_stage}.log"
+        return run_stage(spec, wt.path, spec.test_stage, python=sys.executable, data=data,
+                         log_path=log, jail=jail)
+
+
 @dataclass
 class Scorer:
     """Scores code versions and commits; records each commit once, in the database, the cache,
@@ -114,12 +124,7 @@ class Scorer:
             if cand.test_score is not None:
                 continue
             self.notes.flush()  # its note is read and extended below
-            with git.worktree(self.session.repo,
-                              self.session.worktrees / f"test-{cand.commit[:10]}", cand.commit) as wt:
-                log = self.session.heldout_logs / cand.commit[:10] / f"{self.spec.test_stage}.log"
-                result = run_stage(self.spec, wt.path, self.spec.test_stage,
-                                   python=sys.executable, data=self.data, log_path=log,
-                                   jail=self.jail)
+            result = heldout(self.session, self.spec, cand.commit, self.jail, self.data)
             cand.test_score = result.score
             extended = git.read_note(self.session.repo, cand.commit) or {}
             extended["test"] = result.to_dict()

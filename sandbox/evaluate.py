@@ -74,6 +74,9 @@ class StageResult:
     log_tail: str = ""
     wall_s: float = 0.0
     log: str = ""  # where the full output was written
+    instances: dict = field(default_factory=dict)
+    """Per-instance scores (name -> finite number) when the evaluator reports them: what
+    `review` pairs against the baseline's for an error bar."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +106,9 @@ def format_command(command: list[str], stage: str, worktree: Path, data: Path | 
     if argv and argv[0] in ("python", "python3"):
         argv[0] = python  # the evaluator runs on the harness's interpreter and packages
     return argv
+
+
+MAX_INSTANCES = 10_000
 
 
 def parse_result(stage: str, res: sandbox_run.RunResult, reported: str | None = None
@@ -142,7 +148,20 @@ def parse_result(stage: str, res: sandbox_run.RunResult, reported: str | None = 
     return StageResult(
         stage, score, valid, metrics=metrics, feedback=str(data.get("feedback") or ""),
         artifacts=artifacts, error=error, log_tail="" if valid else tail, wall_s=res.wall_s,
+        instances=instance_scores(data.get("instances")),
     )
+
+
+def instance_scores(reported: object) -> dict[str, float]:
+    """The evaluator's per-instance scores, keeping only names with finite numbers (at most
+    MAX_INSTANCES of them)."""
+    if not isinstance(reported, dict):
+        return {}
+    found = {}
+    for name, value in list(reported.items())[:MAX_INSTANCES]:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            found[str(name)] = float(value)
+    return found
 
 
 def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
