@@ -316,6 +316,36 @@ def review(
         (err_console if as_json else console).print(f"wrote {md} and {plot}")
 
 
+@app.command()
+def pr(
+    session_id: str = typer.Argument(..., help="Session id, id prefix, or folder."),
+    candidate: str = typer.Argument(..., help="A commit sha prefix, `best`, or a rank from `review` (1 = best)."),
+    sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
+    remote: str | None = typer.Option(None, help="Remote to push to (default: origin of the task's repository)."),
+    base: str | None = typer.Option(None, help="Branch to merge into (default: the task's ref when it is a "
+                                                "branch, else the GitHub repository's default branch)."),
+    github: str | None = typer.Option(None, "--github", help="OWNER/REPO on GitHub (default: read from the "
+                                                              "remote's URL, https or ssh)."),
+    github_url: str | None = typer.Option(None, "--github-url", help="API root of a GitHub Enterprise server, "
+                                                                      "e.g. https://ghe.example.com/api/v3."),
+    keep_history: bool = typer.Option(False, "--keep-history", help="Keep the lineage's commits (each with its "
+                                      "agent's message) instead of one squashed commit; editable paths only."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the body, the patches and the branch (in the "
+                                 "task's repo) under sessions/<id>/pr/<sha>/; push nothing, call no API. The "
+                                 "default when the repository has no remote."),
+) -> None:
+    """Open (or update) a pull request with CANDIDATE's changes to the editable files, on the task's
+    repository (token: GITHUB_TOKEN or GH_TOKEN)."""
+    from agent.pr import PrError, PrOptions, open_pr
+
+    try:
+        found = Session.find(sessions_dir, session_id)
+        open_pr(PrOptions(found.dir, candidate, remote, base, github, github_url, keep_history, dry_run),
+                lambda line: console.print(line, markup=False))
+    except (SessionError, PrError) as e:
+        fail(str(e))
+
+
 @tasks_app.command("check")
 def tasks_check(task_dir: Path) -> None:
     """Validate a task folder: task.toml fields, brief, repo, editable globs, evaluator."""
