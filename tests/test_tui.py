@@ -174,6 +174,22 @@ async def test_selecting_a_node_shows_its_commit_message_score_and_diff(real_ses
         assert table.row_count == len(view.episodes)
 
 
+@pytest.mark.slow
+async def test_p_writes_the_selected_candidates_pull_request_as_a_dry_run(real_session):
+    app = WatchApp(real_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        best = app.selected
+        app.select(app.genealogy.root)  # the baseline cannot be a pull request
+        await pilot.press("p")
+        assert not (real_session / "pr").exists()
+        app.select(app.nodes[best.commit])
+        await pilot.press("p")
+        body = real_session / "pr" / best.commit[:10] / "body.md"
+        await until(pilot, lambda: any(line.text.startswith("pr: body: ") for line in app.events_log.lines), 120)
+        assert body.is_file() and best.commit[:10] in body.read_text()
+
+
 # -- following a live log ------------------------------------------------------------------------
 def without_end(session: Path) -> list[str]:
     """Drop the session's session_finished line (as if its runner were killed); the lines left."""

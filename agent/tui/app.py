@@ -7,6 +7,8 @@ control.jsonl, through `agent.steering.send`; it never drives the search itself.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +143,7 @@ class WatchApp(App[str | None]):
         Binding("plus", "budget", "Budget +10", key_display="+"),
         Binding("s", "stop", "Stop run"),
         Binding("d", "toggle_diff", "Diff base"),
-        Binding("p", "review", "Review/PR"),
+        Binding("p", "review", "PR (dry run)"),
         Binding("q", "quit_dialog", "Quit"),
     ]
     STEERING = {"pause", "note", "pin", "stop_episode", "budget", "stop", "toggle_diff", "review", "quit_dialog"}
@@ -540,7 +542,29 @@ class WatchApp(App[str | None]):
         self.show_detail()
 
     def action_review(self) -> None:
-        self.notify("review/PR is not available yet")
+        """The selected candidate's pull request as a dry run (`adrs-agent pr ... --dry-run`), in
+        a process of its own: the body and patches land in sessions/<id>/pr/<sha>/."""
+        item = self.selected
+        if not isinstance(item, CandidateRecord) or not item.valid or item.parent is None:
+            self.notify("select a valid candidate (not the baseline)", severity="warning")
+            return
+        argv = [sys.executable, "-m", "agent.cli", "pr", str(self.view.dir), item.commit, "--dry-run"]
+        self.notify(f"writing the pull request of {short(item.commit)} (dry run) ...")
+
+        def write() -> None:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            lines = [line for line in proc.stdout.splitlines() if line.strip()]
+            self.call_from_thread(self.reviewed, proc.returncode, lines)
+        self.run_worker(write, thread=True, group="pr")
+
+    def reviewed(self, returncode: int, lines: list[str]) -> None:
+        for line in lines:
+            self.events_log.write(Text(f"pr: {line}", "red" if returncode else "cyan"))
+        body = next((line for line in lines if line.startswith("body: ")), None)
+        if returncode or body is None:
+            self.notify(lines[-1] if lines else "pr failed", severity="error", timeout=10)
+        else:
+            self.notify(f"pull request written: {body[6:]}", timeout=10)
 
     def action_quit_dialog(self) -> None:
         if self.view.runner_state() == "finished":  # nothing to detach from or stop
