@@ -1,6 +1,8 @@
 """End-to-end tests for tasks/bin-packing: the sealed evaluator run as a real subprocess."""
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,26 @@ def test_test_stage_uses_different_instances(baseline):
 
     assert names(full).isdisjoint(names(test))
     assert full["metrics"]["bins_total"] != test["metrics"]["bins_total"] or full["score"] != test["score"]
+
+
+def test_instances_are_each_instance_files_ratio_and_average_to_the_score(tmp_path, baseline):
+    """`review` pairs per-instance scores across candidates: one L1/bins ratio per instance,
+    named alike for every candidate, whose mean is the score."""
+    next_fit = make_candidate(tmp_path, "nextfit", "def choose_bin(item, remaining):\n    return -1\n")
+    for stage, count in (("test", 17), ("quick", 4)):
+        base, other = run_eval(baseline, stage), run_eval(next_fit, stage)
+        assert base["valid"] and other["valid"]
+        assert len(base["instances"]) == count
+        assert base["instances"].keys() == other["instances"].keys()
+        for r in (base, other):
+            assert all(math.isfinite(v) and 0 < v <= 1 for v in r["instances"].values())
+            assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
+        assert base["instances"] != other["instances"]
+
+
+def test_invalid_result_has_no_instances(tmp_path):
+    r = run_eval(make_candidate(tmp_path, "none", "def choose_bin(item, remaining):\n    return None\n"), "quick")
+    assert r["valid"] is False and "instances" not in r
 
 
 def test_overfull_bin_is_invalid(tmp_path):

@@ -2,6 +2,8 @@
 the published 1,080-run figure needs ../shared (skipped without it)."""
 from __future__ import annotations
 
+import math
+import statistics
 import sys
 
 import pytest
@@ -111,6 +113,7 @@ def test_quick_stage_and_future_read(tmp_path):
         "        env = self.env\n", "        env = self.env\n        env.get_trace_before_end(1e6)\n", 1)
     r = run_eval(candidate(tmp_path, "peek", src), "quick")
     assert not r["valid"] and "not available to policies" in r["feedback"]
+    assert "instances" not in r
 
 
 @pytest.mark.skipif(not WINDOWS.is_dir(), reason=f"published windows absent at {WINDOWS} (../shared absent)")
@@ -119,6 +122,29 @@ def test_leaderboard_reproduces_published_greedy(tmp_path):
     assert r["valid"] and r["metrics"]["runs"] == 1080
     assert r["score"] == 28.0
     assert round(r["metrics"]["avg_cost"], 2) == 119.03
+    assert len(r["instances"]) == 1080 and round(aggregate(r["instances"])) == 28.0
+
+
+def aggregate(instances: dict[str, float]) -> float:
+    """The documented aggregate of the runs' scores: their mean, clamped to [0, 100]."""
+    return min(100.0, max(0.0, statistics.fmean(instances.values())))
+
+
+def test_instances_are_runs_whose_clamped_mean_is_the_score(tmp_path):
+    """`review` pairs per-run scores across candidates: the same run names for every policy,
+    each run's cost on the score's scale (unclamped: on-demand only scores below 0 per run)."""
+    policies = {"greedy": None, "up": TASK / "baselines" / "uniform_progress.py",
+                "od": TASK / "baselines" / "on_demand.py"}
+    wts = {name: candidate(tmp_path, name, file=file) for name, file in policies.items()}
+    for stage, runs in (("test", 144), ("quick", 6)):
+        rs = {name: run_eval(wt, stage) for name, wt in wts.items()}
+        names = set(rs["greedy"]["instances"])
+        assert len(names) == runs
+        for r in rs.values():
+            assert r["valid"] and set(r["instances"]) == names
+            assert all(math.isfinite(v) for v in r["instances"].values())
+            assert r["score"] == pytest.approx(aggregate(r["instances"]), abs=1e-9)
+        assert rs["od"]["score"] == 0.0 and max(rs["od"]["instances"].values()) < 0
 
 
 BASELINES = ["uniform_progress", "greedy", "on_demand"]  # best first, on both kinds of trace

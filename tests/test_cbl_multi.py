@@ -5,7 +5,9 @@ stepped by evaluator/lockstep.py) against the in-process simulator."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -230,6 +232,7 @@ def test_future_read_in_a_policy_makes_it_invalid(tmp_path):
     r = run_eval(candidate(tmp_path, "peek", src), "quick")
     assert not r["valid"]
     assert "not available to policies" in r["feedback"]
+    assert "instances" not in r
 
 
 def test_broken_policy_is_invalid_not_a_crash(tmp_path):
@@ -257,6 +260,7 @@ def test_leaderboard_reproduces_published_initial_policy(tmp_path):
     assert r["valid"]
     assert abs(m["avg_cost"] - 82.18692369213043) < 1e-9
     assert r["score"] == 64.58
+    assert len(r["instances"]) == 34 and round(aggregate(r["instances"]), 2) == 64.58
     published = {"2_zones_same_region": 135.77, "2_regions_east_west": 62.57,
                  "3_regions_diverse": 67.15, "3_zones_same_region": 127.23,
                  "5_regions_high_diversity": 52.41, "all_9_regions": 47.99}
@@ -267,6 +271,33 @@ def test_leaderboard_reproduces_published_initial_policy(tmp_path):
 def test_leaderboard_stage_without_data_is_invalid(tmp_path):
     r = run_eval(candidate(tmp_path, "nodata"), "leaderboard")
     assert not r["valid"] and "--data" in r["feedback"]
+
+
+def aggregate(instances: dict[str, float]) -> float:
+    """The documented aggregate of the runs' scores ("scenario #trace"): the mean over
+    scenarios of each scenario's mean, clamped to [0, 100]."""
+    per: dict[str, list[float]] = {}
+    for name, value in instances.items():
+        per.setdefault(name.rsplit(" #", 1)[0], []).append(value)
+    return min(100.0, max(0.0, statistics.fmean(statistics.fmean(v) for v in per.values())))
+
+
+def test_instances_are_runs_whose_aggregate_is_the_score(tmp_path):
+    """`review` pairs per-run scores across candidates: the same "scenario #trace" names for
+    every policy, each run's cost on the score's scale; equal runs per scenario on our
+    stages, so the score is also their plain mean."""
+    policies = {"greedy": None, "rr": TASK / "baselines" / "uniform_progress_rr.py"}
+    wts = {name: candidate(tmp_path, name, file=file) for name, file in policies.items()}
+    for stage, runs in (("test", 60), ("quick", 2)):
+        rs = {name: run_eval(wt, stage) for name, wt in wts.items()}
+        names = set(rs["greedy"]["instances"])
+        assert len(names) == runs
+        for r in rs.values():
+            assert r["valid"] and set(r["instances"]) == names
+            assert all(math.isfinite(v) for v in r["instances"].values())
+            assert r["score"] == pytest.approx(aggregate(r["instances"]), abs=1e-9)
+            assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
+        assert rs["greedy"]["instances"] != rs["rr"]["instances"]
 
 
 BASELINES = ["greedy", "uniform_progress_rr", "uniform_progress", "on_demand"]

@@ -6,6 +6,8 @@ that exploits it; each scores no better than the baseline (100) or fails.
 from __future__ import annotations
 
 import csv
+import math
+import statistics
 import subprocess
 import sys
 
@@ -65,6 +67,21 @@ def test_tuned_constant_beats_baseline_on_full_and_test(tmp_path):
     assert full["score"] > 120.0
     assert test["score"] > 120.0
     assert full["metrics"]["total_cost_usd"] < full["metrics"]["reference_total_cost_usd"]
+
+
+def test_instances_are_broadcasts_whose_mean_is_the_score(tmp_path, quick_baseline):
+    """`review` pairs per-broadcast scores across candidates: the same names for every
+    candidate, each 100 x reference cost / its cost, their mean the stage's score."""
+    base = run_eval(make_candidate(tmp_path, "base"), "test")
+    tuned = run_eval(make_candidate(tmp_path, "tuned", with_constants(REUSE_COST_FACTOR=0.5)), "test")
+    assert len(base["instances"]) == 12 and "inter_s7003" in base["instances"]
+    assert list(quick_baseline["instances"]) == ["intra_aws", "inter_s1", "intra_gcp_s1"]
+    assert tuned["instances"].keys() == base["instances"].keys()
+    assert base["instances"] == pytest.approx(dict.fromkeys(base["instances"], 100.0))
+    assert max(tuned["instances"].values()) > 100.0
+    for r in (base, tuned, quick_baseline):
+        assert r["valid"] and all(math.isfinite(v) for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
 
 
 def test_held_out_instances_differ_from_full():
@@ -261,6 +278,7 @@ def search_algorithm(src, dsts, G, num_partitions):
     assert r["metrics"]["n_failed"] == 1
     assert r["score"] == pytest.approx(100.0 * (n - 1) / n)
     assert "RuntimeError: boom on gcp" in r["feedback"]
+    assert r["instances"]["intra_gcp_s1"] == 0.0  # the failed broadcast, in the mean as 0
 
 
 def test_timeout_counts_zero_and_keeps_finished_instances(tmp_path):
@@ -291,6 +309,7 @@ def test_import_error_is_invalid(tmp_path):
     r = run_eval(wt, "quick")
     assert r["valid"] is False and r["score"] == 0.0
     assert "no_such_module_xyz" in r["feedback"]
+    assert "instances" not in r
 
 
 def test_leaderboard_without_data_says_why(tmp_path):
@@ -361,3 +380,6 @@ def test_leaderboard_reproduces_published_baseline_with_published_solution(tmp_p
     assert r["score"] == pytest.approx(26.74, abs=0.005)
     assert r["metrics"]["n_instances"] == 5
     assert r["metrics"]["cost_usd_intra_aws"] == pytest.approx(165.024, abs=1e-3)
+    # each configuration's share of the published score: they sum to it (before the clamp)
+    assert sorted(r["instances"]) == ["inter_agz", "inter_gaz2", "intra_aws", "intra_azure", "intra_gcp"]
+    assert sum(r["instances"].values()) == pytest.approx(r["score"], abs=1e-9)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -122,6 +124,26 @@ def test_baseline_quick_matches_in_process_computation(tmp_path):
         m["balancedness_score"] + m["speed_score"] - m["slow_penalty"], abs=1e-3)
     assert res["score"] == pytest.approx(100 * m["bal_gpu"], abs=1e-3)  # search stages: no timing
     assert m["n_windows"] == 3 and 0.5 < m["bal_gpu"] < 1.0
+    assert res["instances"] == pytest.approx({f"q11#{i}": 100 * b for i, b in enumerate(bals)})
+
+
+GLOBAL = wrap_seed('''
+def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
+    return _seed_rebalance(weight, num_replicas, 1, 1, num_gpus)  # one group: global balancing
+''')
+
+
+def test_instances_are_windows_whose_mean_is_the_score(tmp_path):
+    """`review` pairs per-window scores across candidates: "trace#window" for every
+    candidate, each 100 x that window's GPU balancedness, their mean the stage's score."""
+    base = run_eval(make_candidate(tmp_path, "base"), "test")
+    other = run_eval(make_candidate(tmp_path, "global", GLOBAL), "test")
+    assert list(base["instances"]) == [f"t{s}#{i}" for s in (7001, 7002, 7003) for i in range(5)]
+    assert other["instances"].keys() == base["instances"].keys()
+    assert other["instances"] != base["instances"]
+    for r in (base, other):
+        assert r["valid"] and all(math.isfinite(v) and 0 < v <= 100 for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
 
 
 # ---------------------------------------------------------------- loopholes (validator, real seed outputs)
@@ -255,6 +277,7 @@ def test_candidate_process_dying_is_invalid(tmp_path):
     res = run_eval(make_candidate(tmp_path, "crash", CRASH))
     assert not res["valid"]
     assert "died" in res["feedback"]
+    assert "instances" not in res
 
 
 HOSTILE = wrap_seed('''
@@ -305,3 +328,6 @@ def test_leaderboard_stage_reads_published_format_from_data(tmp_path):
     assert res["valid"], res["feedback"]
     assert "published load file" in res["feedback"]
     assert res["metrics"]["n_windows"] == 2
+    # the published score, timing included, is the mean of the windows' scores
+    assert list(res["instances"]) == ["expert-load#0", "expert-load#1"]
+    assert res["score"] == pytest.approx(statistics.fmean(res["instances"].values()), abs=1e-9)

@@ -1,7 +1,9 @@
 """tasks/llm-sql: the sealed evaluator run as a real subprocess on temp copies of repo/."""
 from __future__ import annotations
 
+import math
 import random
+import statistics
 import sys
 
 import pytest
@@ -75,6 +77,22 @@ def test_identity_scores_near_zero_and_unmerged_is_invalid(tmp_path):
     assert r["valid"] is False and "col_merge group" in r["feedback"]
 
 
+def test_instances_are_tables_whose_mean_is_the_score(tmp_path, seed_quick):
+    """`review` pairs per-table scores across candidates: the same table names for every
+    candidate, each its hit gain on the score's scale plus the shared runtime term, their mean
+    the stage's score."""
+    seed = run_eval(candidate(tmp_path, "seed"), "test")
+    ident = run_eval(candidate(tmp_path, "ident", IDENTITY), "test")
+    names = ["reviews_6000_s901", "catalog_4000_s902", "posts_3000_s903", "flags_4000_s904"]
+    assert list(seed["instances"]) == list(ident["instances"]) == names
+    assert list(seed_quick["instances"]) == ["reviews_1500_s1"]
+    for r in (seed, ident, seed_quick):
+        assert r["valid"] and all(math.isfinite(v) for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
+    # the identity order gains nothing on any table: only the runtime term is left
+    assert max(ident["instances"].values()) <= 5.0 < min(seed["instances"].values())
+
+
 def test_constant_frame_loophole_is_invalid(tmp_path):
     # The published evaluator scored any returned frame: one constant column gave 99.995.
     src = ("import pandas as pd\nclass Solution:\n    def solve(self, df, **kw):\n"
@@ -82,6 +100,7 @@ def test_constant_frame_loophole_is_invalid(tmp_path):
     r = run_eval(candidate(tmp_path, "const", src), "quick")
     assert r["valid"] is False and r["score"] == 0.0
     assert "fields" in r["feedback"]
+    assert "instances" not in r
 
 
 def test_dropped_or_duplicated_rows_are_invalid(tmp_path):
@@ -162,3 +181,4 @@ def test_leaderboard_on_beer(tmp_path):
     assert abs(r["metrics"]["anchor_beer"] - 14.43) < 0.01  # identity with the merge applied
     # the published GGR reaches 70.7% on beer.csv; the seed re-implements it
     assert abs(r["metrics"]["hit_beer"] - 70.7) < 0.2
+    assert r["instances"] == {"beer": pytest.approx(r["score"], abs=1e-9)}

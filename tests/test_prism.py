@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import statistics
 import subprocess
 import sys
 
@@ -156,6 +158,7 @@ def test_overfull_and_missing_are_invalid(tmp_path):
     over = "def compute_model_placement(gpu_num, models):\n    return {0: list(models)}\n"
     r = run_eval(candidate(tmp_path, "over", over), "quick")
     assert r["valid"] is False and "GB of models > 80 GB" in r["feedback"]
+    assert "instances" not in r
     missing = "def compute_model_placement(gpu_num, models):\n    return {g: [] for g in range(gpu_num)}\n"
     r = run_eval(candidate(tmp_path, "missing", missing), "quick")
     assert r["valid"] is False and "are not placed" in r["feedback"]
@@ -173,6 +176,22 @@ def test_runaway_case_is_killed_and_scored_zero(tmp_path, cases_mod):
     assert r["valid"], r["feedback"]
     assert r["metrics"]["n_failed"] == 1  # case 0 only; the restarted process does the rest
     assert "case 0: scored 0: timed out after 1s" in r["feedback"]
+    assert r["instances"]["case_0"] == 0.0
+
+
+def test_instances_are_cases_whose_mean_is_the_score(tmp_path, baseline_quick):
+    """`review` pairs per-case scores across candidates: the same names for every candidate,
+    each case's score, their mean the stage's score."""
+    base = candidate(tmp_path, "base")
+    tuned = candidate(tmp_path, "tuned", baseline_with(LOOKAHEAD=1.0, SIZE_WEIGHT=1.0))
+    test, tuned_test = run_eval(base, "test"), run_eval(tuned, "test")
+    assert list(test["instances"]) == [f"case_{i}" for i in range(50)]
+    assert list(baseline_quick["instances"]) == [f"case_{i}" for i in range(10)]
+    assert tuned_test["instances"].keys() == test["instances"].keys()
+    assert tuned_test["instances"] != test["instances"]
+    for r in (test, tuned_test, baseline_quick):
+        assert r["valid"] and all(math.isfinite(v) and 0 <= v <= 100 for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
 
 
 def test_test_stage_is_held_out_and_tuning_helps(tmp_path, baseline_quick):

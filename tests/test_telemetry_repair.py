@@ -9,6 +9,8 @@ snapshots, and memorising the fixed instances.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import sys
 
 import pytest
@@ -189,6 +191,7 @@ def run_repair(telemetry, topology):
     res = run_eval(candidate(tmp_path, "partial", src), "quick")
     assert not res["valid"] and res["score"] == 0.0
     assert "missing" in res["feedback"]
+    assert "instances" not in res
 
 
 @pytest.mark.parametrize("patch, words", [
@@ -241,6 +244,7 @@ def run_repair(telemetry, topology):
     res = run_eval(candidate(tmp_path, "runaway", src), "quick", "--time-limit-s", "3")
     assert res["valid"], res["feedback"]
     assert res["metrics"]["n_failed"] == 22 and "not reached" in res["feedback"]
+    assert all(res["instances"][f"snapshot_{i}"] == 0.0 for i in range(2, 24))  # in the mean as 0
 
 
 def test_memorising_instances_does_not_carry_to_test(tmp_path, network_mod, identity_quick):
@@ -269,6 +273,21 @@ def run_repair(telemetry, topology):
     assert test["score"] == pytest.approx(test["metrics"]["identity_combined"], abs=1e-5)
 
 
+def test_instances_are_snapshots_whose_mean_is_the_score(tmp_path, base_quick, identity_quick):
+    """`review` pairs per-snapshot scores across candidates: the same names for every
+    candidate, each snapshot's combined score, their mean the stage's score."""
+    base = run_eval(candidate(tmp_path, "base"), "test")
+    ident = run_eval(candidate(tmp_path, "identity", IDENTITY), "test")
+    assert list(base["instances"]) == [f"snapshot_{i}" for i in range(320)]
+    assert ident["instances"].keys() == base["instances"].keys()
+    assert identity_quick["instances"].keys() == base_quick["instances"].keys()
+    assert len(base_quick["instances"]) == 24
+    for r in (base, ident, base_quick, identity_quick):
+        assert r["valid"] and all(math.isfinite(v) and 0 <= v <= 1 for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
+    assert ident["instances"] != base["instances"]
+
+
 def test_tuned_constants_beat_the_baseline_on_full(tmp_path):
     base = run_eval(candidate(tmp_path, "b", None), "full")
     tuned = run_eval(candidate(tmp_path, "t", baseline_with(SYMMETRY_TOLERANCE=0.05)), "full")
@@ -293,6 +312,10 @@ def test_leaderboard_reproduces_the_published_numbers(tmp_path):
     assert seed["score"] == pytest.approx(0.051, abs=0.0015)  # spec table: seed 0.051
     # the balanced score of the same rows no longer ranks doing nothing near the top
     assert ident["metrics"]["combined"] < ident["score"] - 0.15
+    # per sampled row, the published (legacy) score: their mean is the score
+    assert ident["instances"].keys() == seed["instances"].keys() and len(seed["instances"]) == 30
+    for r in (ident, seed):
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
 
 
 def test_leaderboard_without_data_is_invalid(tmp_path):

@@ -7,6 +7,8 @@ that raises scores 0 (it is not dropped), and orders that are not permutations a
 """
 from __future__ import annotations
 
+import math
+import statistics
 import subprocess
 import sys
 
@@ -43,6 +45,9 @@ def test_leaderboard_reproduces_published_baseline(tmp_path):
     assert r["metrics"]["makespan"] == 352
     assert r["score"] == pytest.approx(PUBLISHED_SCORE, abs=1e-9)
     assert round(r["score"], 1) == 41.9
+    # each published workload's share of the score: they sum to it (before the clamp)
+    assert list(r["instances"]) == ["workload_1", "workload_2", "workload_3"]
+    assert sum(r["instances"].values()) == pytest.approx(r["score"], abs=1e-9)
 
 
 def test_shipped_workloads_are_copies_of_the_public_data():
@@ -152,6 +157,7 @@ def test_empty_schedule_list_is_invalid(tmp_path):
     assert "0 schedules, expected 3" in r["feedback"]
     q = run_eval(cand, "quick")
     assert q["valid"] is False and "has 0 entries, expected 100" in q["feedback"]
+    assert "instances" not in r and "instances" not in q
 
 
 PATCHES_SIMULATOR = '''
@@ -232,6 +238,20 @@ def test_test_stage_is_held_out(tmp_path):
 
     assert "workload_1" in names(full)
     assert names(full).isdisjoint(names(test) - {"total"})
+
+
+def test_instances_are_workloads_whose_mean_is_the_score(tmp_path, baseline_quick):
+    """`review` pairs per-workload scores across candidates: the same names for every
+    candidate, each workload's clamped score, their mean the stage's score."""
+    base, seq = candidate(tmp_path, "base"), candidate(tmp_path, "seq", REPORTS_ZERO)
+    test, seq_test = run_eval(base, "test"), run_eval(seq, "test")
+    assert list(test["instances"]) == ["ycsb_t1", "ycsb_t2", "hotspot_t1", "pipeline_t1"]
+    assert list(baseline_quick["instances"]) == ["workload_3", "hotspot_q1", "ycsb_q1"]
+    assert seq_test["instances"] == dict.fromkeys(test["instances"], 0.0)
+    for r in (test, seq_test, baseline_quick):
+        assert r["valid"] and all(math.isfinite(v) and 0 <= v <= 100 for v in r["instances"].values())
+        assert r["score"] == pytest.approx(statistics.fmean(r["instances"].values()), abs=1e-9)
+    assert test["score"] > 0
 
 
 def test_baseline_deterministic_and_tuning_helps(tmp_path, baseline_quick):

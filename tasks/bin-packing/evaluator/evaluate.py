@@ -234,7 +234,8 @@ def evaluate(args: Args) -> dict:
     for name, n, l1, bins, ratio in rows:
         table.append(f"{name:<18} {n:>6} {l1:>6} {bins:>6}  {ratio:.5f}")
     return result(score, metrics=metrics, feedback=feedback,
-                  artifacts={"instances": "\n".join(table)})
+                  artifacts={"instances": "\n".join(table)},
+                  instances={name: ratio for name, _, _, _, ratio in rows})
 
 
 if __name__ == "__main__":

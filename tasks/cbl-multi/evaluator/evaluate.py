@@ -124,17 +124,28 @@ def run_many(cand, traces, plan, mode, deadline: float):
     return rows
 
 
+# sim.score_of's anchors: 48 h of work on on-demand scores 0, on the published spot price 100
+ZERO_COST, FULL_COST = 3.06 * 48, 0.9731 * 48
+
+
+def run_score(cost: float) -> float:
+    """One run's cost on the score's scale, unclamped (the scale is linear, so the mean of
+    runs' scores is the score of their mean cost, before `sim.score_of` clamps it to [0, 100])."""
+    return (ZERO_COST - cost) / (ZERO_COST - FULL_COST) * 100
+
+
 def summarize(rows, stage: str, rounding: int | None) -> dict:
     per: dict[str, list] = {}
     for r in rows:
         per.setdefault(r["scenario"], []).append(r)
-    scen_cost, metrics = {}, {}
+    scen_cost, metrics, instances = {}, {}, {}
     for name, rs in per.items():
         ok = []
         for r in rs:
             if "error" in r:
                 break  # published rule: a failed run ends its scenario
             ok.append(r)
+            instances[f"{name} #{r['index']}"] = run_score(r["cost"])
         if ok:
             scen_cost[name] = sum(r["cost"] for r in ok) / len(ok)
     ok_rows = [r for r in rows if "error" not in r]
@@ -185,7 +196,8 @@ def summarize(rows, stage: str, rounding: int | None) -> dict:
                   f"{r['scenario']} #{r['index']}: " + (f"ERROR {r['error'].splitlines()[0]}" if "error" in r else
                   f"cost {r['cost']:.4f} finish {r['finish_s'] / HOURS:.3f} h spot {r['spot_ticks']} "
                   f"od {r['od_ticks']} idle {r['idle_ticks']} preempt {r['preemptions']} "
-                  f"switch {r['switches']}") for r in rows)}}
+                  f"switch {r['switches']}") for r in rows)},
+              "instances": instances}
     return result
 
 
@@ -247,6 +259,8 @@ def score(stage: str, cand, traces, plan: list, deadline: float) -> dict:
     elif not result["valid"]:
         result["score"] = 0.0
         result["feedback"] = "INVALID: a run raised an error\n" + result["feedback"]
+    if not result["valid"]:
+        del result["instances"]
     return result
 
 

@@ -163,6 +163,16 @@ def stage_plan(stage: str, data: Path | None) -> list[dict] | str:
     return plan
 
 
+# sim.score_of's anchors: 48 h of work on on-demand scores 0, on the published spot price 100
+ZERO_COST, FULL_COST = 3.06 * 48, 0.9731 * 48
+
+
+def run_score(cost: float) -> float:
+    """One run's cost on the score's scale, unclamped: the stage's score is the mean of its
+    runs' scores clamped to [0, 100] (as `sim.score_of(avg_cost)`, the scale being linear)."""
+    return (ZERO_COST - cost) / (ZERO_COST - FULL_COST) * 100
+
+
 def summarize(stage: str, mode: str, plan: list[dict], rows: list[dict]) -> dict:
     spot_price = OD_PRICE / COST_K
     for p, r in zip(plan, rows):
@@ -235,6 +245,8 @@ def summarize(stage: str, mode: str, plan: list[dict], rows: list[dict]) -> dict
         result.update(valid=False, score=0.0, feedback=(
             f"INVALID: {len(misses)} run(s) finished after the deadline; first: {r['name']} "
             f"finished at {r['finish_s'] / HOURS:.3f} h\n" + result["feedback"]))
+    else:
+        result["instances"] = {r["name"]: run_score(r["cost"]) for r in rows}
     return result
 
 

@@ -156,10 +156,15 @@ def evaluate(args: Args) -> dict:
                            f"run): " + errors[0][:1500], metrics, artifacts)
         score = leaderboard_score(total_cost)
         metrics["published_score"] = round(score, 4)
+        # each configuration's share of the published score (an equal share of the worst
+        # total, less its cost): they sum to the score before it is clamped to [0, 100]
+        shares = {name: 100.0 * (LB_WORST / len(insts) - res.cost) / (LB_WORST - LB_BEST)
+                  for name, res, *_ in rows_out}
         feedback = (f"leaderboard: total cost ${total_cost:.2f} over {len(insts)} published configurations "
                     f"-> published score {score:.2f} (100 at <= ${LB_BEST}, 0 at >= ${LB_WORST}; the score "
                     f"saturates, compare the raw dollars). Baseline: $1045.86 / 26.74.")
-        return result(score, metrics=metrics, feedback=feedback, artifacts=artifacts)
+        return result(score, metrics=metrics, feedback=feedback, artifacts=artifacts,
+                      instances=shares)
 
     score = 100.0 * sum(ratios) / len(ratios)
     ok = [r for r in rows_out if r[1] is not None]
@@ -174,8 +179,11 @@ def evaluate(args: Args) -> dict:
     feedback += ("Hint: egress $/GB dominates the cost; an edge carrying the same partition to several "
                  f"destinations is paid once. Time {elapsed:.2f}s.")
     # A failed instance counts 0 in the mean; the candidate stays valid while any instance works.
-    return {"score": score, "valid": len(errors) < len(insts), "metrics": metrics, "feedback": feedback,
-            "artifacts": artifacts}
+    if len(errors) == len(insts):
+        return {"score": score, "valid": False, "metrics": metrics, "feedback": feedback,
+                "artifacts": artifacts}
+    return result(score, metrics=metrics, feedback=feedback, artifacts=artifacts,
+                  instances={inst.name: 100.0 * ratio for inst, ratio in zip(insts, ratios)})
 
 
 if __name__ == "__main__":

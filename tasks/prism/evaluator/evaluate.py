@@ -279,7 +279,8 @@ def evaluate(args: Args) -> dict:
         feedback += "\n" + "\n".join(notes[:10])
     table = "case gpus models   rr_kvpr   lb_kvpr  opt_kvpr  yours     score\n" + "\n".join(rows)
     return result(score, metrics=metrics, feedback=feedback,
-                  artifacts={"cases": table, "stderr_tail": tail})
+                  artifacts={"cases": table, "stderr_tail": tail},
+                  instances={f"case_{i}": s for i, s in enumerate(scores)})
 
 
 def write_optima() -> None:

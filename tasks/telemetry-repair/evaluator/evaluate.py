@@ -288,6 +288,8 @@ def evaluate(args: Args) -> dict:
         if xs:
             metrics[f"combined_{b}"] = round(_mean(xs), 6)
     score = published if stage == "leaderboard" else balanced
+    chosen = pub if stage == "leaderboard" else per
+    instances = {f"snapshot_{i}": p["combined"] for i, p in enumerate(chosen)}
     if stage == "leaderboard":
         head = (f"stage leaderboard: published legacy score {published:.4f} on 30 sampled rows of "
                 f"evaluation_data.csv (returning the input unchanged: {metrics['identity_published_combined']:.4f}); "
@@ -305,7 +307,7 @@ def evaluate(args: Args) -> dict:
         feedback += "\n" + "\n".join(notes[:10])
     table = ("   i bug_type           bad flt  counter  status   calib combined identity\n" + "\n".join(rows))
     return result(score, metrics=metrics, feedback=feedback,
-                  artifacts={"snapshots": table, "stderr_tail": tail})
+                  artifacts={"snapshots": table, "stderr_tail": tail}, instances=instances)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def evaluate_stage(stage: str, candidate: str, data: Path | None, time_limit: fl
         return invalid(failure)
     results = {m["i"]: m for m in messages[1:]}
     metrics: dict[str, float] = {}
-    rows, notes, scores = [], [], []
+    rows, notes, scores = [], [], {}
     tot_m = tot_b = 0
     for i, (name, data_json) in enumerate(workloads):
         w = Workload(data_json)
@@ -209,13 +209,13 @@ def evaluate_stage(stage: str, candidate: str, data: Path | None, time_limit: fl
                 return invalid(f"workload {name}: the schedule {problem}.", metrics=metrics)
             m = w.get_opt_seq_cost(msg["order"])
             s, t = clamp_score(b, e, m), seconds_of(msg)
-        scores.append(s)
+        scores[name] = s
         tot_m += m
         tot_b += b
         metrics[f"{name}_makespan"] = m
         metrics[f"{name}_score"] = round(s, 4)
         rows.append(f"{name:<14}{w.num_txns:>5}{b:>8}{lb:>5}{e:>8.1f}{m:>9}{s:>8.2f}{t:>8.2f}")
-    score = sum(scores) / len(scores)
+    score = sum(scores.values()) / len(scores)
     failed = len(notes)
     metrics.update(total_makespan=tot_m, total_sequential=tot_b, n_instances=len(workloads),
                    n_failed=failed, time_s=round(seconds, 3), time_limit_s=time_limit)
@@ -228,7 +228,7 @@ def evaluate_stage(stage: str, candidate: str, data: Path | None, time_limit: fl
         feedback += "\n" + "\n".join(notes)
     table = "workload      txns       B    L       E        M   score  time_s\n" + "\n".join(rows)
     return result(score, metrics=metrics, feedback=feedback,
-                  artifacts={"workloads": table, "stderr_tail": tail})
+                  artifacts={"workloads": table, "stderr_tail": tail}, instances=scores)
 
 
 def evaluate_leaderboard(candidate: str, data: Path | None) -> dict:
@@ -264,6 +264,9 @@ def evaluate_leaderboard(candidate: str, data: Path | None) -> dict:
         makespans.append(w.get_opt_seq_cost(order))
     m = sum(makespans)
     score = clamp_score(b, e, m)
+    # each workload's share of the published score (its saving over sequential, on the
+    # score's scale): they sum to the score before it is clamped to [0, 100]
+    shares = {p: 100.0 * (a[0] - x) / (b - e) for p, a, x in zip(PUBLISHED, anch, makespans)}
     metrics = {"makespan": m, "baseline_makespan": b, "optimal_makespan": lb,
                "effective_optimal": round(e, 4), "time_s": round(seconds, 3),
                **{f"workload_{k}_makespan": x for k, x in enumerate(makespans, start=1)}}
@@ -271,7 +274,8 @@ def evaluate_leaderboard(candidate: str, data: Path | None) -> dict:
                 f"recomputed makespans {makespans} (the program reported "
                 f"{text(res.get('reported'), 50)}, not used). "
                 f"Time {seconds:.2f}s of {LEADERBOARD_TIME_LIMIT_S:.0f}s.")
-    return result(score, metrics=metrics, feedback=feedback, artifacts={"stderr_tail": tail})
+    return result(score, metrics=metrics, feedback=feedback, artifacts={"stderr_tail": tail},
+                  instances=shares)
 
 
 def evaluate(args: Args) -> dict:
