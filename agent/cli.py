@@ -95,6 +95,14 @@ def load_task(task_dir: Path) -> Task:
         raise
 
 
+def check_requires(task: Task) -> None:
+    """Stop before anything runs when the evaluator's interpreter lacks what the task requires."""
+    missing = task.missing()
+    if missing:
+        fail(f"task {task.name} needs {', '.join(missing)}, which the evaluator's Python "
+             f"({sys.executable}) does not have; install: {task.install_hint(missing)}")
+
+
 @app.command()
 def solve(
     ctx: typer.Context,
@@ -126,6 +134,7 @@ def solve(
     except ConfigError as e:
         fail(str(e))
     task = load_task(Path(cfg.task_dir))
+    check_requires(task)
     update: dict = {"task_dir": str(task.dir)}
     if cfg.data_dir is not None:
         if not Path(cfg.data_dir).is_dir():
@@ -350,6 +359,7 @@ def pr(
 def tasks_check(task_dir: Path) -> None:
     """Validate a task folder: task.toml fields, brief, repo, editable globs, evaluator."""
     task = load_task(task_dir)
+    check_requires(task)
     console.print(f"[green]ok[/green]: task {task.name!r}: stages {task.evaluator.stages}"
                   f", held-out {task.evaluator.test_stage!r}, editable {task.editable}")
 
@@ -369,6 +379,7 @@ def tasks_eval(
     from sandbox.evaluate import run_stage
 
     task = load_task(task_dir)
+    check_requires(task)
     spec = task.evaluator
     stage = stage or spec.stages[0]
     if stage not in spec.all_stages:

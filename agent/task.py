@@ -9,15 +9,20 @@ command) is checked after it. Every problem is reported at once, one line each:
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shlex
 import shutil
 import string
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -73,6 +78,15 @@ def _no_secrets(names: list[str]) -> list[str]:
 
 
 StageName = Annotated[str, AfterValidator(_stage_name)]
+
+
+def _requirement(text: str) -> str:
+    try:
+        Requirement(text)
+    except InvalidRequirement as e:
+        raise ValueError(f"{text!r} is not a pip requirement ({e})") from None
+    return text
+
 NonEmpty = Annotated[str, Field(min_length=1)]
 STAGE_FIX = Fix("use letters, digits, '-' and '_' only")
 
@@ -146,6 +160,10 @@ class TaskFile(_Table):
     """File of the task folder holding the problem statement the agent reads."""
     description: str = ""
     """One line about the task, for listings."""
+    requires: Annotated[list[Annotated[str, AfterValidator(_requirement)]],
+                        Fix('e.g. requires = ["numpy>=1.26", "torch>=2"]')] = Field(default_factory=list)
+    """pip requirements the evaluator and candidates need, checked up front in the interpreter the
+    evaluator runs on (`tasks check`, `solve`)."""
     repo: Annotated[Repo, Fix('write a [repo] table with source and editable')]
     """[repo]: the baseline code and what agents may change in it."""
     evaluator: Annotated[Evaluator, Fix('write an [evaluator] table with command and stages')]
@@ -164,6 +182,15 @@ class Task:
     editable: list[str]
     evaluator: EvaluatorSpec
     allow_run: bool
+    requires: list[str] = field(default_factory=list)
+
+    def missing(self) -> list[str]:
+        """The requirements the evaluator's interpreter lacks (or has at a version they exclude)."""
+        return missing_requirements(self.requires, self.evaluator.command)
+
+    def install_hint(self, missing: list[str]) -> str:
+        extra = f" (or pip install -e '.[{self.name}]' in adrs-agent's folder)" if self.name in TASK_EXTRAS else ""
+        return "pip install " + " ".join(shlex.quote(r) for r in missing) + extra
 
     @classmethod
     def load(cls, task_dir: str | Path) -> Task:
@@ -210,7 +237,42 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
                          direction=ev.direction, memory_mb=sb.memory_mb, network=sb.network,
                          sandbox=sb.backend, image=sb.image, env=list(sb.env))
     return Task(name=doc.name, dir=task_dir, brief=brief_text, source=source, ref=doc.repo.ref,
-                editable=list(doc.repo.editable), evaluator=spec, allow_run=sb.allow_run)
+                editable=list(doc.repo.editable), evaluator=spec, allow_run=sb.allow_run,
+                requires=list(doc.requires))
+
+
+TASK_EXTRAS = {"eplb", "llm-sql", "cloudcast", "cbl", "cbl-multi"}
+"""The shipped tasks with an extra of their own in pyproject.toml (`.[tasks]` installs them all)."""
+CHECK_SCRIPT = """
+import json, sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+missing = []
+for text in json.loads(sys.argv[1]):
+    req = Requirement(text)
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        missing.append(text)
+        continue
+    if req.specifier and not req.specifier.contains(have, prereleases=True):
+        missing.append(text)
+print(json.dumps(missing))
+"""
+
+
+def missing_requirements(requires: list[str], command: list[str]) -> list[str]:
+    """Which of `requires` the evaluator's interpreter cannot satisfy: the harness's own when the
+    command starts with python or {python} (the harness runs those on its interpreter), else the
+    command's first word."""
+    if not requires:
+        return []
+    interpreter = sys.executable if command[0] in ("python", "python3", "{python}") else command[0]
+    proc = subprocess.run([interpreter, "-c", CHECK_SCRIPT, json.dumps(requires)], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:  # no packaging there, or not a Python: say all are unchecked
+        return list(requires)
+    return json.loads(proc.stdout)
 
 
 def _valid(model: type[_Table], value: Any) -> Any:
