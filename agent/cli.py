@@ -40,6 +40,7 @@ def fail(message: str) -> None:
 SETTING_OF = {"task_dir": "task_dir", "model": "models", "bandit": "bandit",
               "max_cost": "max_cost_usd", "budget": "budget", "workers": "workers",
               "max_episodes": "max_episodes", "wall_s": "wall_s", "seed": "seed",
+              "evaluators": "evaluators", "backend": "backend", "ray_address": "ray_address",
               "data": "data_dir", "no_test": "test_at_end", "sandbox": "sandbox",
               "unsafe_no_sandbox": "unsafe_no_sandbox"}
 CONFIG_HELP = ("A TOML file of run settings: any of agent/config.py's RunConfig, nested ones as "
@@ -113,6 +114,10 @@ def solve(
                                    help=RunConfig.model_fields["max_cost_usd"].description),
     budget: int = typer.Option(DEFAULTS.budget, help=RunConfig.model_fields["budget"].description),
     workers: int = typer.Option(DEFAULTS.workers, help=RunConfig.model_fields["workers"].description),
+    evaluators: int = typer.Option(DEFAULTS.evaluators, help=RunConfig.model_fields["evaluators"].description),
+    backend: str = typer.Option(DEFAULTS.backend, help=RunConfig.model_fields["backend"].description),
+    ray_address: str | None = typer.Option(None, "--ray-address",
+                                           help=RunConfig.model_fields["ray_address"].description),
     max_episodes: int = typer.Option(DEFAULTS.max_episodes, help=RunConfig.model_fields["max_episodes"].description),
     wall_s: float = typer.Option(DEFAULTS.wall_s, help=RunConfig.model_fields["wall_s"].description),
     seed: int = typer.Option(DEFAULTS.seed, help=RunConfig.model_fields["seed"].description),

@@ -90,6 +90,13 @@ class RunConfig(BaseModel):
     """Episodes the run may start; 0 means twice the budget."""
     workers: int = Field(1, ge=1)
     """Episodes run at once, each in its own worktree."""
+    evaluators: int = Field(0, ge=0)
+    """Evaluations run at once, shared by every episode (0: one per core here; with the ray
+    backend, the cluster's CPUs decide)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where evaluations run: this machine, or a Ray cluster (`pip install -e '.[ray]'`)."""
+    ray_address: str | None = None
+    """The Ray cluster to use with the ray backend (none: start a local one)."""
     wall_s: float = Field(4 * 3600.0, gt=0)
     """Wall-clock seconds for the whole run; no new episode starts after it."""
     seed: int = 0

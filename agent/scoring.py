@@ -16,6 +16,7 @@ from agent.session import Session
 from sandbox import git
 from sandbox.evaluate import EvalCache, EvaluatorSpec, StageResult, run_cascade, run_stage
 from sandbox.jail import JailConfig
+from sandbox.pool import Evaluations, LocalPool, Priority
 
 
 def note(cand: Candidate, stages: list[dict]) -> dict:
@@ -47,6 +48,8 @@ class Scorer:
     data: Path | None
     lock: threading.Lock
     baseline: str = ""
+    pool: Evaluations = field(default_factory=LocalPool)
+    """Where evaluations run: this machine's evaluator slots, or a Ray cluster."""
     cache: EvalCache = field(default_factory=EvalCache)
     since_migration: int = 0
 
@@ -56,11 +59,12 @@ class Scorer:
     def emit(self, event: Event) -> None:
         self.session.emit(event)
 
-    def stage(self, key: str, worktree: Path, stage: str, label: str) -> StageResult:
+    def stage(self, key: str, worktree: Path, stage: str, label: str,
+              priority: Priority = Priority.TOOL) -> StageResult:
         """One stage of one code version (by content key), from the cache when it was run."""
         def compute() -> StageResult:
-            return run_stage(self.spec, worktree, stage, python=sys.executable, data=self.data,
-                             log_path=self.session.logs / label / f"{stage}.log", jail=self.jail)
+            return self.pool.run(self.spec, worktree, stage, data=self.data, jail=self.jail,
+                                 log_path=self.session.logs / label / f"{stage}.log", priority=priority)
         result, hit = self.cache.get_or_run(key, stage, compute)
         if not hit:
             self.emit(Evaluated(key=key, stage=stage, score=result.score, valid=result.valid,
@@ -81,7 +85,8 @@ class Scorer:
         key = git.content_hash(files, self.editable)
         editable = [worktree / p for p in files
                     if git.matches(p, self.editable) and (worktree / p).is_file()]
-        cascade = run_cascade(self.spec, lambda stage: self.stage(key, worktree, stage, sha[:10]))
+        cascade = run_cascade(self.spec, lambda stage: self.stage(key, worktree, stage, sha[:10],
+                                                                  Priority.COMMIT))
         last = cascade.stages[-1]
         cand = Candidate(
             commit=sha, parent=parent, episode=episode, island=island, score=cascade.score,

@@ -45,6 +45,7 @@ from agent.workspace import Allowance, EpisodeWorkspace
 from sandbox import git
 from sandbox.evaluate import StageResult
 from sandbox.jail import JailConfig
+from sandbox.pool import make_pool
 
 POLL_S = 0.2
 """How often the scheduler looks at control.jsonl while episodes run or the run is paused."""
@@ -70,7 +71,8 @@ class Solver:
         # how candidate code and the agents' commands are jailed (see sandbox.jail)
         self.scorer = Scorer(session, self.spec, task.editable, self.db, cfg.search,
                              jail or self.spec.jail(cfg.sandbox if cfg.sandbox != "auto" else None),
-                             Path(cfg.data_dir).resolve() if cfg.data_dir else None, self.lock)
+                             Path(cfg.data_dir).resolve() if cfg.data_dir else None, self.lock,
+                             pool=make_pool(cfg.backend, cfg.evaluators, cfg.ray_address))
         self.allowance = Allowance(cfg.budget)  # committed candidates, the baseline not counted
         self.diffs = prompts.Diffs(session.repo)
         self.episodes_started = 0
@@ -162,6 +164,7 @@ class Solver:
         best = self.db.best()
         if self.cfg.test_at_end:
             self.scorer.test(best)
+        self.scorer.pool.close()
         self._finish(best)
         self.save_totals()
         return best

@@ -1,0 +1,93 @@
+"""Where evaluations run: a pool of evaluator slots shared by every episode of a run.
+
+`Evaluations` is the seam: the scorer hands it one stage of one code version and gets the
+result back. `LocalPool` runs them here, at most `slots` at once, the candidates' commits before
+the agents' `run_evaluator` calls and first come first served within each; a thread waiting for a
+slot holds none. `sandbox/ray_pool.py` runs them on a Ray cluster behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import sys
+import threading
+from enum import IntEnum
+from pathlib import Path
+from typing import Protocol
+
+from sandbox.evaluate import EvaluatorSpec, StageResult, run_stage
+from sandbox.jail import JailConfig
+
+
+class Priority(IntEnum):
+    COMMIT = 0
+    """Scoring a commit: it decides what the search keeps."""
+    TOOL = 1
+    """An agent's run_evaluator call."""
+
+
+class Evaluations(Protocol):
+    def run(self, spec: EvaluatorSpec, worktree: Path, stage: str, *, data: Path | None,
+            log_path: Path | None, jail: JailConfig, priority: Priority) -> StageResult: ...
+
+    def close(self) -> None: ...
+
+
+def default_slots() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class Slots:
+    """`n` slots handed out by priority, then in order of asking."""
+
+    def __init__(self, n: int):
+        self.free = n
+        self._waiting: list[tuple[int, int]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+
+    def acquire(self, priority: int) -> None:
+        with self._cond:
+            me = (priority, next(self._order))
+            heapq.heappush(self._waiting, me)
+            while not (self.free and self._waiting[0] == me):
+                self._cond.wait()
+            heapq.heappop(self._waiting)
+            self.free -= 1
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self.free += 1
+            self._cond.notify_all()
+
+
+class LocalPool:
+    """Evaluations on this machine, `slots` at a time."""
+
+    def __init__(self, slots: int = 0):
+        self.size = slots or default_slots()
+        self.slots = Slots(self.size)
+
+    def run(self, spec: EvaluatorSpec, worktree: Path, stage: str, *, data: Path | None,
+            log_path: Path | None, jail: JailConfig, priority: Priority = Priority.TOOL) -> StageResult:
+        self.slots.acquire(priority)
+        try:
+            return run_stage(spec, worktree, stage, python=sys.executable, data=data,
+                             log_path=log_path, jail=jail)
+        finally:
+            self.slots.release()
+
+    def close(self) -> None:
+        pass
+
+
+def make_pool(backend: str, slots: int, address: str | None = None) -> Evaluations:
+    """The run's evaluations: `slots` here, or on the Ray cluster at `address`."""
+    if backend == "ray":
+        from sandbox.ray_pool import RayPool  # ray is an optional extra
+
+        return RayPool(address=address, slots=slots)
+    return LocalPool(slots)
