@@ -147,5 +147,7 @@ def list_sessions(sessions_dir: Path, console: Console) -> None:
             finished = finished or isinstance(e, SessionFinished)
         valid = [x for x in scores if x is not None]
         best = max(valid, key=lambda x: sign * x) if valid else None
-        console.print(f"{s.id}  {len(scores)} scored  best {fmt(best)}  "
+        cfg, _ = s.read_config()
+        where = f"ray {cfg.ray_address or '(local)'}" if cfg.backend == "ray" else "local"
+        console.print(f"{s.id}  {len(scores)} scored  best {fmt(best)}  {where}  "
                       f"{'finished' if finished else 'open (resume it)'}")

@@ -1,0 +1,112 @@
+"""The evaluator pool: episodes outnumber evaluator slots; never more evaluations run at once than
+there are slots (the evaluator counts itself, under a file lock), every candidate is scored, and a
+tree two episodes commit is evaluated once. And the slots' order: commits before tool calls."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.helpers import call, cli_env, events, of_type, solve, toy_task, turn, write_script
+from sandbox.pool import Priority, Slots
+
+# Reads A from policy.py as text (no candidate code runs); while it "works" (0.3 s) it holds a
+# place in a shared counter, so the highest count it ever saw is how many ran at once.
+COUNTING_EVALUATOR = '''
+import argparse, fcntl, hashlib, json, os, re, time
+from pathlib import Path
+ap = argparse.ArgumentParser()
+ap.add_argument("--stage"); ap.add_argument("--candidate")
+args = ap.parse_args()
+text = (Path(args.candidate) / "pkg" / "policy.py").read_text()
+book = Path(os.environ["POOL_BOOK"])
+def change(by):
+    with open(book.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(book.read_text()) if book.exists() else {"now": 0, "max": 0, "calls": []}
+        state["now"] += by
+        state["max"] = max(state["max"], state["now"])
+        if by > 0:
+            state["calls"].append([args.stage, hashlib.sha256(text.encode()).hexdigest()])
+        book.write_text(json.dumps(state))
+change(+1)
+time.sleep(0.3)
+change(-1)
+a = float(re.search(r"^A = (-?[0-9.]+)$", text, re.M).group(1))
+print(json.dumps({"score": -(a - 7) ** 2, "valid": True, "metrics": {"a": a}, "feedback": f"A={a}"}))
+'''
+
+
+@pytest.mark.slow
+def test_four_episodes_share_two_evaluator_slots_and_identical_trees_run_once(tmp_path):
+    task = toy_task(tmp_path)
+    (task / "evaluator" / "evaluate.py").write_text(COUNTING_EVALUATOR)
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace("allow_run = true", 'allow_run = true\nenv = ["POOL_BOOK"]'))
+    book = tmp_path / "book.json"
+    script = write_script(tmp_path / "s.jsonl", [
+        turn(call("write_file", path="pkg/policy.py", content="A = 1.0\nB = 1.0\n"), call("commit", message="same")),
+        turn(call("write_file", path="pkg/policy.py", content="A = {episode}.5\nB = 1.0\n"),
+             call("run_evaluator", stage="full"), call("commit", message="mine")),
+    ])
+    _, session = solve(task, script, tmp_path / "sessions", 8, "--workers", "4", "--evaluators", "2",
+                       "--no-test", "--max-episodes", "4", env=cli_env(POOL_BOOK=str(book)))
+    state = json.loads(book.read_text())
+    assert state["max"] == 2  # the slots were full at times, and never over
+    evs = events(session)
+    committed = {e["commit"] for e in of_type(evs, "candidate_committed")}
+    scored = {e["commit"] for e in of_type(evs, "candidate_scored")}
+    assert committed and committed <= scored
+    calls = [tuple(c) for c in state["calls"]]
+    assert len(calls) == len(set(calls)), "a stage ran twice on the same code"
+    assert len(of_type(evs, "episode_started")) == 4
+
+
+def test_slots_go_to_commits_first_then_in_order_and_never_over(tmp_path):
+    slots = Slots(1)
+    slots.acquire(Priority.TOOL)  # taken: everyone below waits
+    order: list[str] = []
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def job(name: str, priority: Priority) -> None:
+        slots.acquire(priority)
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            order.append(name)
+        time.sleep(0.01)
+        with guard:
+            running[0] -= 1
+        slots.release()
+
+    threads = []
+    for name, priority in [("tool-1", Priority.TOOL), ("tool-2", Priority.TOOL), ("commit-1", Priority.COMMIT),
+                           ("commit-2", Priority.COMMIT)]:
+        threads.append(threading.Thread(target=job, args=(name, priority)))
+        threads[-1].start()
+        while len(slots._waiting) < len(threads):  # each is queued before the next asks
+            time.sleep(0.001)
+    slots.release()
+    for t in threads:
+        t.join()
+    assert order == ["commit-1", "commit-2", "tool-1", "tool-2"]
+    assert most[0] == 1 and slots.free == 1
+
+
+def test_a_session_says_its_backend_and_slots(tmp_path):
+    from agent.session import Session
+
+    task = toy_task(tmp_path)
+    script = write_script(tmp_path / "s.jsonl", [turn(call("finish", summary="nothing"))])
+    _, session = solve(task, script, tmp_path / "sessions", 1, "--evaluators", "3", "--no-test",
+                       "--max-episodes", "1")
+    cfg, _ = Session(Path(session)).read_config()
+    assert (cfg.backend, cfg.evaluators) == ("local", 3)
+    from fixtures.helpers import run_cli
+
+    assert "  local  finished" in run_cli("sessions", "--sessions-dir", str(Path(session).parent)).stdout
