@@ -261,6 +261,31 @@ def parse(data: dict[str, Any]) -> Event | RawEvent:
         return RawEvent(data)
 
 
+def json_lines(path: Path, offset: int) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """The JSON objects on the whole lines of an append-only file after byte `offset`, each
+    with the offset where its line ends, and the offset after the last whole line. A line being
+    written (no newline yet) waits for the next call; lines that are not objects are passed over.
+    How events.jsonl, transcripts and control.jsonl are followed while they grow."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    found = []
+    for raw in data.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break
+        offset += len(raw)
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(decoded, dict):
+            found.append((decoded, offset))
+    return found, offset
+
+
 class Listener(Protocol):
     def __call__(self, event: Event) -> None: ...
 
@@ -302,24 +327,9 @@ class EventLog:
 
     def tail(self, offset: int) -> tuple[list[Event | RawEvent], int]:
         """The events whose whole lines follow byte `offset`, and the offset after the last of
-        them: a viewer calls it again with that offset to follow a live run (a line being
-        written, without its newline yet, waits for the next call)."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return [], offset
-        end = data.rfind(b"\n") + 1
-        found = []
-        for raw in data[:end].splitlines():
-            try:
-                decoded = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(decoded, dict):
-                found.append(parse(decoded))
-        return found, offset + end
+        them: a viewer calls it again with that offset to follow a live run."""
+        lines, end = json_lines(self.path, offset)
+        return [parse(data) for data, _ in lines], end
 
     def close(self) -> None:
         with self._lock:

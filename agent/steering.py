@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from agent.events import Steered
+from agent.events import Steered, json_lines
 
 CONTROL_FILE = "control.jsonl"
 COMMANDS = {
@@ -42,6 +42,8 @@ class Command:
         """Why the runner cannot obey this command, or None."""
         if self.command not in COMMANDS:
             return f"unknown command {self.command!r}"
+        if not isinstance(self.text, str) or not isinstance(self.commit, str):
+            return "text and commit must be strings"
         if self.command == "note" and not self.text.strip():
             return "a note needs text"
         if self.command == "pin" and not self.commit:
@@ -69,27 +71,17 @@ def send(session_dir: Path, command: Command) -> None:
 
 
 def receive(session_dir: Path, offset: int) -> list[tuple[Command, int]]:
-    """The whole new lines after `offset`, each with the offset where it ends; a line being
-    written (no newline yet) waits for the next call."""
-    path = Path(session_dir) / CONTROL_FILE
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return []
+    """The commands on the whole new lines after `offset`, each with the offset where its line
+    ends; lines the runner cannot use are passed over."""
     found = []
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break
-        offset += len(raw)
+    fields = asdict(Command(""))
+    for data, end in json_lines(Path(session_dir) / CONTROL_FILE, offset)[0]:
         try:
-            fields = json.loads(raw)
-            command = Command(**{k: fields[k] for k in asdict(Command("")) if k in fields})
-        except (ValueError, TypeError):
+            command = Command(**{k: data[k] for k in fields if k in data})
+        except TypeError:
             continue
         if command.problem() is None:
-            found.append((command, offset))
+            found.append((command, end))
     return found
 
 

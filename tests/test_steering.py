@@ -23,7 +23,8 @@ def test_commands_round_trip_and_a_half_written_line_waits(tmp_path):
     send(tmp_path, Command("pause"))
     send(tmp_path, Command("note", text="try a smaller B"))
     with open(tmp_path / CONTROL_FILE, "a") as f:
-        f.write('{"command": "nonsense"}\n["not", "an", "object"]\n{"command": "budget", "amount": -3}\n')
+        f.write('{"command": "nonsense"}\n["not", "an", "object"]\n{"command": "budget", "amount": -3}\n'
+                '{"command": "note", "text": 5}\n{"command": "pin", "commit": ["a"]}\n')
         f.write('{"command": "stop"')  # being written
     got = receive(tmp_path, 0)
     assert [c.command for c, _ in got] == ["pause", "note"]

@@ -33,6 +33,7 @@ from agent.events import (
     SessionStarted,
     Steered,
     ToolCalled,
+    json_lines,
 )
 from agent.session import Session
 from agent.steering import Steering
@@ -124,23 +125,8 @@ class TranscriptTail:
         self.offset = 0
 
     def read(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        found = []
-        for raw in data[:end].splitlines():
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                found.append(record)
-        return found
+        lines, self.offset = json_lines(self.path, self.offset)
+        return [record for record, _ in lines]
 
 
 def is_assistant_turn(record: dict[str, Any]) -> bool:
