@@ -2,9 +2,12 @@
 the published 1,080-run figure needs ../shared (skipped without it)."""
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,16 +91,19 @@ def test_single_region_deadline_miss_is_reported():
 def test_jail_folder_holds_only_the_policy_process():
     # the candidate-side folder holds only candidate-side code (tests/test_task_copies.py
     # checks it is the same as cbl-multi's)
-    assert sorted(p.name for p in (EVAL_DIR / "jail").iterdir() if p.name != "__pycache__") == ["side.py"]
+    # (and leaderboard/: the published problem's resources a leaderboard Solution file reads)
+    assert sorted(p.name for p in (EVAL_DIR / "jail").iterdir() if p.name != "__pycache__") == [
+        "leaderboard", "side.py"]
 
 
 def test_full_stage_valid_deterministic_and_ranks_baselines(tmp_path):
     base = run_eval(candidate(tmp_path, "greedy"), "full")
     again = run_eval(candidate(tmp_path, "greedy2"), "full")
     assert base["valid"] and base["score"] == again["score"]
-    assert base["metrics"]["runs"] == 144 and base["metrics"]["deadline_misses"] == 0
+    assert base["metrics"]["runs"] == 216 and base["metrics"]["deadline_misses"] == 0
+    assert base["score"] == pytest.approx(36.3795, abs=1e-3)  # the initial policy on real windows
     m = base["metrics"]
-    # the committed optima match the generated traces (else re-run tasks/cbl/offline_opt.py)
+    # the committed optima match the stage's traces (else re-run tasks/cbl/offline_opt.py)
     assert m["all_spot_bound_cost"] < m["offline_bound_cost"] <= m["offline_opt_cost"] < m["avg_cost"]
     assert "offline optimum" in base["feedback"]
     od = run_eval(candidate(tmp_path, "od", file=TASK / "baselines" / "on_demand.py"), "full")
@@ -122,6 +128,8 @@ def test_leaderboard_reproduces_published_greedy(tmp_path):
     assert r["valid"] and r["metrics"]["runs"] == 1080
     assert r["score"] == 28.0
     assert round(r["metrics"]["avg_cost"], 2) == 119.03
+    # published 119.03453876543237: spot at exactly 0.9731 $/h (COST_K = 3.06 / 0.9731)
+    assert abs(r["metrics"]["avg_cost"] - 119.0345387654321) < 1e-9
     assert len(r["instances"]) == 1080 and round(aggregate(r["instances"])) == 28.0
 
 
@@ -136,7 +144,7 @@ def test_instances_are_runs_whose_clamped_mean_is_the_score(tmp_path):
     policies = {"greedy": None, "up": TASK / "baselines" / "uniform_progress.py",
                 "od": TASK / "baselines" / "on_demand.py"}
     wts = {name: candidate(tmp_path, name, file=file) for name, file in policies.items()}
-    for stage, runs in (("test", 144), ("quick", 6)):
+    for stage, runs in (("test", 288), ("quick", 6)):
         rs = {name: run_eval(wt, stage) for name, wt in wts.items()}
         names = set(rs["greedy"]["instances"])
         assert len(names) == runs
@@ -147,26 +155,34 @@ def test_instances_are_runs_whose_clamped_mean_is_the_score(tmp_path):
         assert rs["od"]["score"] == 0.0 and max(rs["od"]["instances"].values()) < 0
 
 
-BASELINES = ["uniform_progress", "greedy", "on_demand"]  # best first, on both kinds of trace
+BASELINES = ["uniform_progress", "greedy", "on_demand"]  # best first, on every stage
+# the stages' figures of the baselines (README.md's table); `published` needs ../shared
+FIGURES = {"greedy": {"quick": 69.8811, "full": 36.3795, "test": 32.5596, "stress": 42.4857,
+                      "published": 27.7979},
+           "uniform_progress": {"quick": 89.6038, "full": 50.1007, "test": 45.1496,
+                                "stress": 55.9737, "published": 46.5693}}
 
 
-def _scores(tmp_path, data):
+def _scores(tmp_path, stage):
     out = {}
     for b in BASELINES:
         file = None if b == "greedy" else TASK / "baselines" / f"{b}.py"
-        r = run_eval(candidate(tmp_path, f"{b}-{data is not None}", file=file), "full", data=data)
+        data = WINDOWS if stage == "published" else None
+        r = run_eval(candidate(tmp_path, f"{b}-{stage}", file=file), stage, data=data)
         assert r["valid"], (b, r["feedback"])
         out[b] = r["score"]
     return out
 
 
-def test_synthetic_and_real_windows_rank_baselines_alike(tmp_path):
-    synthetic = _scores(tmp_path, None)
-    assert sorted(BASELINES, key=lambda b: -synthetic[b]) == BASELINES, synthetic
-    if not WINDOWS.is_dir():
-        pytest.skip(f"ranking on synthetic traces checked; real windows absent at {WINDOWS}")
-    real = _scores(tmp_path, WINDOWS)
-    assert sorted(BASELINES, key=lambda b: -real[b]) == BASELINES, real
+@pytest.mark.parametrize("stage", ["quick", "test", "stress", "published"])
+def test_every_stage_ranks_baselines_alike_with_the_documented_figures(tmp_path, stage):
+    if stage == "published" and not WINDOWS.is_dir():
+        pytest.skip(f"published windows absent at {WINDOWS} (../shared absent)")
+    scores = _scores(tmp_path, stage)
+    if stage != "quick":  # quick's one window: uniform progress ahead, the rest too close to call
+        assert sorted(BASELINES, key=lambda b: -scores[b]) == BASELINES, scores
+    for b, figures in FIGURES.items():  # 1e-3: the figures are documented to 4 decimals
+        assert scores[b] == pytest.approx(figures[stage], abs=1e-3), (b, stage)
 
 
 def test_offline_lower_bound_hand_computed_and_below_policy_costs():
@@ -206,3 +222,59 @@ def test_offline_optimum_hand_computed():
     assert opt([T] * 12, G, 1800.0, 1800.0, 60.0, spot_price=1.0) == float("inf")
     with pytest.raises(ValueError, match="overhead < gap"):
         opt([T] * 12, G, 1800.0, 3600.0, 600.0, spot_price=1.0)
+
+
+def test_spot_price_is_the_published_one_to_the_bit():
+    from sky_spot.utils import COST_K, COSTS
+    assert COSTS[S] == 0.9731 and 3.06 / COST_K == 0.9731
+
+
+# A leaderboard Solution file in the published baseline's manner (no fallback): it reads the
+# problem's initial program five folders above itself.
+DEEP_SOLUTION = '''
+from pathlib import Path
+
+
+class Solution:
+    def __init__(self):
+        self.path = (Path(__file__).resolve().parents[5] / "problems" / "cant_be_late"
+                     / "resources" / "programs" / "initial_greedy.py")
+
+    def solve(self, spec_path=None):
+        return {"code": self.path.read_text(encoding="utf-8")}
+'''
+
+
+def test_solution_file_runs_where_the_leaderboard_runs_it(tmp_path):
+    r = run_eval(candidate(tmp_path, "deep", DEEP_SOLUTION), "quick")
+    assert r["valid"], r["feedback"]
+    assert r["score"] == run_eval(candidate(tmp_path, "base"), "quick")["score"]
+
+
+def test_leaderboard_initial_program_is_the_baseline():
+    programs = EVAL_DIR / "jail" / "leaderboard" / "problems" / "cant_be_late" / "resources" / "programs"
+    assert (programs / "initial_greedy.py").read_bytes() == (REPO / "policy" / "strategy.py").read_bytes()
+
+
+LEADERBOARD_REPO = os.environ.get("ADRS_LEADERBOARD_REPO", "")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (LEADERBOARD_REPO and WINDOWS.is_dir()),
+                    reason="set ADRS_LEADERBOARD_REPO to a checkout of github.com/UCB-ADRS/"
+                           f"ADRS-Leaderboard (and have the published windows at {WINDOWS}) to "
+                           "evaluate its solution files")
+@pytest.mark.parametrize("method", ["baseline", "gepa", "openevolve", "shinkaevolve", "LEVI"])
+def test_published_solution_files_reproduce_their_published_costs(tmp_path, method):
+    """Each published solution file, unchanged, on the leaderboard stage (LEVI's results are
+    not in the repository: it only has to run)."""
+    repo = Path(LEADERBOARD_REPO)
+    sol = repo / "solutions" / "cant_be_late" / method / "resources" / "solution.py"
+    assert sol.is_file(), f"{sol} absent: is ADRS_LEADERBOARD_REPO a checkout of the leaderboard?"
+    r = run_eval(candidate(tmp_path, method, file=sol), "leaderboard", data=WINDOWS)
+    assert r["valid"], r["feedback"]
+    assert r["metrics"]["runs"] == 1080
+    results = repo / "results" / "cant_be_late" / method / "results.json"
+    if results.is_file():
+        published = json.loads(results.read_text())["avg_cost"]
+        assert abs(r["metrics"]["avg_cost"] - published) < 1e-6, (r["metrics"]["avg_cost"], published)

@@ -21,10 +21,8 @@ from tests.fixtures.hostile_cbl import STAGES, Cbl
 CBL = Cbl(
     task="cbl",
     strategy="GreedyStrategy",
-    baseline={"quick": 54.13262165083695, "full": 42.4857839429268, "test": 33.02988304332929,
-              "leaderboard": 28.0},
-    baseline_windows={"quick": 20.895467498979002, "full": 17.869054358103234,
-                      "test": 42.35152664149788},
+    baseline={"quick": 69.881077484236, "full": 36.37951425924248, "test": 32.55955676566902,
+              "stress": 42.48571445684999, "published": 27.797871278938636, "leaderboard": 28.0},
     past_the_end="""\
         try:
             env.switch_region(1)  # the one region is 0

@@ -23,10 +23,8 @@ from tests.fixtures.hostile_cbl import STAGES, Cbl
 CBL = Cbl(
     task="cbl-multi",
     strategy="GreedyMultiRegionStrategy",
-    baseline={"quick": 12.201268303664095, "full": 44.5170204789955, "test": 47.73282312209263,
-              "leaderboard": 64.58},
-    baseline_windows={"quick": 62.4784612493411, "full": 59.247282457987396,
-                      "test": 56.60996372820832},
+    baseline={"quick": 72.94302009127034, "full": 56.70677774187618, "test": 64.07677341691944,
+              "stress": 44.5170204789955, "published": 65.00616248223771, "leaderboard": 64.58},
     past_the_end="""\
         try:
             env.switch_region(env.get_num_regions())
@@ -60,7 +58,7 @@ MATCHES_THE_PUBLIC_GENERATOR = """\
         from sky_spot.traces import Generator
         gen = Generator.load("multi_zones")
         names = env.get_region_names()
-        for seed in [*range(0, 10), 1000, *range(5000, 5010)]:
+        for seed in range(0, 10):
             if all(gen.window([z], seed, 1107)[0][0][:len(seen)] == [s[i] for s in seen]
                    for i, z in enumerate(names)):
                 raise RuntimeError(f"IDENTIFIED seed {seed}: the whole future is known")
@@ -69,14 +67,14 @@ MATCHES_THE_PUBLIC_GENERATOR = """\
 
 @pytest.mark.parametrize("backend", ["bwrap"], indirect=True)
 def test_held_out_traces_cannot_be_found_with_the_public_generator(tmp_path, backend):
-    """The attack works where seeds are public (quick: the agent sees it anyway) and finds
-    no held-out trace (salted seeds that only the sealed evaluator knows)."""
+    """The attack works where seeds are public (stress, generated traces: the agent sees that
+    stage anyway) and finds no held-out trace (real windows, which no seed makes)."""
     source = CBL.in_step(
         "self.seen = getattr(self, 'seen', []) + [env.get_all_regions_spot_available()]\n"
         "if env.tick == 150:\n    find_my_trace(env, self.seen)\n",
         textwrap.dedent(MATCHES_THE_PUBLIC_GENERATOR) + "\n" + CBL.source)
-    quick = CBL.score(tmp_path / "q", source, "quick", backend)
-    assert "IDENTIFIED seed 1000" in quick.feedback, quick.feedback[-800:]
+    stress = CBL.score(tmp_path / "s", source, "stress", backend)
+    assert "IDENTIFIED seed 0" in stress.feedback, stress.feedback[-800:]
     held_out = CBL.score(tmp_path / "t", source, "test", backend)
     assert "IDENTIFIED" not in held_out.feedback
     assert CBL.scores_as_baseline(held_out, "test"), held_out.feedback[-800:]

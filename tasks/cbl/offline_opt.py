@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Precompute the exact offline optimum of every generated run of quick/full/test.
+"""Precompute the exact offline optimum of every run of quick/full/test/stress.
 
 Usage: python offline_opt.py [--out evaluator/offline_opt.json]
 
-For each run (environment, generator seed, deadline, overhead) of the evaluator's generated
-stages it solves the offline dynamic program ``sky_spot.sim.offline_optimum`` (the least cost
+For each run (environment, real window or generator seed, deadline, overhead) of the
+evaluator's own stages it solves the offline dynamic program ``sky_spot.sim.offline_optimum`` (the least cost
 knowing the whole trace, correct accounting; about 30 ms a run, too slow to redo on every
 evaluation) and stores the cost with a hash of the trace it was computed on. The evaluator
 reports the gap to it when every run of a stage has an entry whose hash matches; re-run this
@@ -32,16 +32,19 @@ def main() -> None:
     gen = Generator.load("single_envs")
     spot_price = ev.OD_PRICE / COST_K
     runs = {}
-    for stage, (envs, seeds, _windows) in ev.STAGES.items():
+    for stage, (envs, source, indices) in ev.STAGES.items():
         for env_name in envs:
-            for seed in seeds:
-                (avail,), _ = gen.window([env_name], ev.generator_seed(stage, seed), ev.LENGTH)
+            for idx in indices:
+                if source == "real":
+                    avail = ev.real_windows.window(env_name, idx, ev.LENGTH)
+                else:
+                    (avail,), _ = gen.window([env_name], idx, ev.LENGTH)
                 for deadline_h in ev.DEADLINES_H:
                     for oh in ev.OVERHEADS_H:
                         cost = sim.offline_optimum(avail, ev.GAP, ev.DURATION_H * ev.HOURS,
                                                    deadline_h * ev.HOURS, oh * ev.HOURS,
                                                    spot_price=spot_price, od_price=ev.OD_PRICE)
-                        runs[ev.opt_key(env_name, seed, deadline_h, oh)] = {
+                        runs[ev.opt_key(source, env_name, idx, deadline_h, oh)] = {
                             "trace": ev.trace_hash(avail), "cost": cost}
         print(f"{stage}: {len(runs)} runs so far", file=sys.stderr)
     about = __doc__.splitlines()[0] + " (written by tasks/cbl/offline_opt.py)"

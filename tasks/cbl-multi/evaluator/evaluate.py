@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sealed evaluator for the multi-region Can't-Be-Late task.
 
-Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+Usage: python evaluate.py --stage {quick,full,test,stress,published,leaderboard} --candidate WORKTREE
+                          [--data DIR]
                           [--time-limit-s S]
 
 The candidate's ``policy/strategy.py`` (a ``MultiRegionStrategy`` subclass or a leaderboard
@@ -9,9 +10,12 @@ The candidate's ``policy/strategy.py`` (a ``MultiRegionStrategy`` subclass or a 
 traces, the simulator (its own sealed copy of ``sky_spot``, in this folder) and the score, and
 steps every run of a stage together, one tick at a time (``lockstep.py``): the policy process
 sees each tick as the published ``env`` shows it and only sends decisions back.
-quick/full/test use ``correct`` accounting on generated traces, or on the published windows
-when ``--data`` (or $ADRS_DATA) names them; ``leaderboard`` reproduces the published
-evaluator (its 1 + 34 runs, prices and quirks) and needs ``--data``.
+quick/full/test use ``correct`` accounting on windows of the real traces shipped in
+``traces/`` (``real_windows.py``: full and the held-out test are disjoint in time, and test
+runs other zone sets); ``stress`` on the trace generator's windows (harsher than the real
+traces). ``leaderboard`` reproduces the published evaluator (its 1 + 34 runs, prices and
+quirks) and ``published`` runs the same 34 runs under ``correct`` accounting; both need the
+published windows, ``--data`` (or $ADRS_DATA).
 The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
 
 import lockstep  # noqa: E402
+import real_windows  # noqa: E402
 from sky_spot import sim  # noqa: E402
 from sky_spot.traces import Generator, load_window  # noqa: E402
 
@@ -53,32 +58,41 @@ SCENARIOS = [  # (name, regions in index order, published number of traces)
                        "us-east-2b_v100_1", "us-west-2a_v100_1", "us-east-1f_v100_1",
                        "us-east-1a_v100_1", "us-west-2b_v100_1", "us-east-1c_v100_1"], 2),
 ]
-# Our stages: (scenario subset, trace indices = generator seeds or window indices)
+# Held-out zone sets: the published families (same sizes, same kind of spread), other zones
+# (all 9 in another order: the start region is index 0), so `test` checks that a policy did not
+# learn which zone of `full` is good.
+TEST_SCENARIOS = [
+    ("2_zones_same_region", ["us-east-1d_v100_1", "us-east-1f_v100_1"]),
+    ("2_regions_east_west", ["us-east-2b_v100_1", "us-west-2b_v100_1"]),
+    ("3_regions_diverse", ["us-east-1c_v100_1", "us-east-2a_v100_1", "us-west-2b_v100_1"]),
+    ("3_zones_same_region", ["us-east-1c_v100_1", "us-east-1d_v100_1", "us-east-1f_v100_1"]),
+    ("5_regions_high_diversity", ["us-east-1c_v100_1", "us-east-1d_v100_1", "us-west-2c_v100_1",
+                                  "us-west-2b_v100_1", "us-east-2a_v100_1"]),
+    ("all_9_regions", ["us-east-1a_v100_1", "us-west-2b_v100_1", "us-east-1f_v100_1",
+                       "us-east-2a_v100_1", "us-west-2c_v100_1", "us-east-1c_v100_1",
+                       "us-east-2b_v100_1", "us-east-1d_v100_1", "us-west-2a_v100_1"]),
+]
+FULL_STARTS = real_windows.starts(0, LENGTH)  # 12 windows in the even blocks of the 45 days
+TEST_STARTS = real_windows.starts(1, LENGTH)  # 12 in the odd blocks
+# Our stages: (scenarios as (name, zones), trace source, indices: the real windows' first ticks
+# or the generator's seeds). The leaderboard's and `published`'s runs are the published ones.
 STAGES = {
-    "quick": ([0, 2], range(1000, 1001), range(90, 91)),
-    "full": (range(6), range(0, 10), range(0, 10)),
-    "test": (range(6), range(5000, 5010), range(50, 60)),
+    "quick": ([SCENARIOS[0][:2], SCENARIOS[2][:2]], "real", FULL_STARTS[7:8]),
+    "full": ([sc[:2] for sc in SCENARIOS], "real", FULL_STARTS),
+    "test": (TEST_SCENARIOS, "real", TEST_STARTS),
+    "stress": ([sc[:2] for sc in SCENARIOS], "generated", range(0, 10)),
 }
-
-
-# The generator and its fitted parameters are public (the worktree's sky_spot is the API), so a
-# held-out trace drawn from a small seed could be found by a policy that regenerates windows
-# and matches the ticks it has seen. Held-out windows are drawn from seeds salted with this
-# secret (it lives only here, in the sealed evaluator), so no policy can name them.
-HELDOUT_SALT = "b0be38887cf0299c688dc43d4b6c0f2d"
-
-
-def generator_seed(stage: str, index: int):
-    """The generator's seed of a stage's window `index` (the index is what reports show)."""
-    return f"{HELDOUT_SALT}:{index}" if stage == "test" else index
+PUBLISHED = ("published", "leaderboard")  # stages on the published windows (--data)
 
 
 class Traces:
-    """Aligned windows for a scenario: published files, or generated from fitted parameters."""
+    """Aligned windows for a scenario: the shipped real traces ("real", index = first tick),
+    the published files ("published", index = file number) or the generator ("generated",
+    index = seed)."""
 
-    def __init__(self, data: Path | None, stage: str = ""):
-        self.data, self.stage = data, stage
-        self.gen = None if data else Generator.load("multi_zones")
+    def __init__(self, data: Path | None, source: str = "real"):
+        self.data, self.source = data, source
+        self.gen = Generator.load("multi_zones") if source == "generated" else None
         self._cache: dict = {}
 
     def get(self, zones: list[str], index: int):
@@ -86,14 +100,15 @@ class Traces:
         for z in zones:
             key = (z, index)
             if key not in self._cache:
-                if self.data:
+                if self.source == "published":
                     a, p, gap = load_window(self.data / z / f"{index}.json")
                     if gap != GAP:
                         raise ValueError(f"{z}/{index}.json has gap {gap}, expected {GAP}")
                     self._cache[key] = (a, p)
+                elif self.source == "real":
+                    self._cache[key] = real_windows.window(z, index, LENGTH)
                 else:
-                    seed = generator_seed(self.stage, index)
-                    (a,), (level,) = self.gen.window([z], seed, LENGTH)
+                    (a,), (level,) = self.gen.window([z], index, LENGTH)
                     self._cache[key] = (a, level)
             a, p = self._cache[key]
             avail.append(a)
@@ -203,19 +218,19 @@ def summarize(rows, stage: str, rounding: int | None) -> dict:
 
 def evaluate(stage: str, worktree: Path, data: Path | None,
              time_limit_s: float = CANDIDATE_S) -> dict:
-    if stage not in STAGES and stage != "leaderboard":
-        return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
+    if stage not in STAGES and stage not in PUBLISHED:
+        return invalid(f"unknown stage {stage!r}; use {', '.join([*STAGES, *PUBLISHED])}")
     if data is not None and not data.is_dir():
         return invalid(f"--data {data}: no such folder")
-    if stage == "leaderboard" and data is None:
-        return invalid("the leaderboard stage needs the published windows: "
+    if stage in PUBLISHED and data is None:
+        return invalid(f"the {stage} stage needs the published windows: "
                        "--data ../shared/data/cbl-multi-windows")
     deadline = time.monotonic() + time_limit_s
     try:
         # started first: the policy process loads while the traces are made here
         with start(worktree, HERE / "jail" / "side.py", args=["multi"]) as cand:
-            traces = Traces(data, stage)
-            plan = stage_plan(stage, data, traces)
+            traces = Traces(data, "published" if stage in PUBLISHED else STAGES[stage][1])
+            plan = stage_plan(stage, traces)
             lockstep.hello(cand, deadline)
             return score(stage, cand, traces, plan, deadline)
     except lockstep.PolicyLoadError as exc:
@@ -224,16 +239,17 @@ def evaluate(stage: str, worktree: Path, data: Path | None,
         return invalid(f"the policy process failed: {exc}")
 
 
-def stage_plan(stage: str, data: Path | None, traces) -> list:
+def stage_plan(stage: str, traces) -> list:
     """The stage's runs as (scenario name, zones, index), traces made in advance. The
     leaderboard's stage-1 gate comes first, in the same batch as the scored runs: it is the
     first scored run's trace, which the policy process must not have seen whole before."""
-    if stage == "leaderboard":
-        plan = [(GATE[0], GATE[1], 0)] + [(n, z, i) for n, z, k in SCENARIOS for i in range(k)]
+    if stage in PUBLISHED:
+        plan = [(n, z, i) for n, z, k in SCENARIOS for i in range(k)]
+        if stage == "leaderboard":
+            plan.insert(0, (GATE[0], GATE[1], 0))
     else:
-        scen, seeds, windows = STAGES[stage]
-        indices = windows if data else seeds
-        plan = [(SCENARIOS[s][0], SCENARIOS[s][1], i) for s in scen for i in indices]
+        scenarios, _source, indices = STAGES[stage]
+        plan = [(name, zones, i) for name, zones in scenarios for i in indices]
     for _, zones, idx in plan:
         traces.get(zones, idx)
     return plan

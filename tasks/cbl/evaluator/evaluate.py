@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sealed evaluator for the single-region Can't-Be-Late task.
 
-Usage: python evaluate.py --stage {quick,full,test,leaderboard} --candidate WORKTREE [--data DIR]
+Usage: python evaluate.py --stage {quick,full,test,stress,published,leaderboard} --candidate WORKTREE
+                          [--data DIR]
                           [--time-limit-s S]
 
 The candidate's ``policy/strategy.py`` (a ``Strategy`` subclass or a leaderboard ``Solution``
@@ -9,9 +10,12 @@ file) runs in a jailed process of its own (``jail/side.py``); this process owns 
 the simulator (its own sealed copy of ``sky_spot``, in this folder) and the score, and steps
 every run of a stage together, one tick at a time (``lockstep.py``): the policy process sees
 each tick as the published ``env`` shows it and only sends decisions back.
-quick/full/test use ``correct`` accounting on generated traces, or on the published windows
-when ``--data`` (or $ADRS_DATA) names them (``../shared/data/cbl-windows``); ``leaderboard``
-reproduces the published 1,080-run evaluation and needs ``--data``.
+quick/full/test use ``correct`` accounting on windows of the real traces shipped in
+``traces/`` (``real_windows.py``: full and the held-out test are disjoint in time, and test
+adds the two environments full never runs); ``stress`` on the trace generator's windows.
+``leaderboard`` reproduces the published 1,080-run evaluation and ``published`` runs the same
+1,080 runs under ``correct`` accounting; both need the published windows, ``--data`` (or
+$ADRS_DATA, ``../shared/data/cbl-windows``).
 The result goes to the harness through adrs_eval.emit (and stdout's last line).
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # this folder's sealed sky_spot, never a worktree's
 
 import lockstep  # noqa: E402
+import real_windows  # noqa: E402
 from sky_spot import sim  # noqa: E402
 from sky_spot.traces import Generator, load_window  # noqa: E402
 from sky_spot.utils import COST_K  # noqa: E402
@@ -47,31 +52,26 @@ ENVS = ["us-west-2a_k80_8", "us-west-2b_k80_1", "us-west-2b_k80_8", "us-west-2a_
 DEADLINES_H = [52.0, 70.0]
 OVERHEADS_H = [0.02, 0.05, 0.10]
 DURATION_H = 48.0
-# our stages: (envs, generator seeds, window indices)
+# the raw traces' two environments the published evaluation leaves out: `test` adds them
+HELDOUT_ENVS = ["us-west-2a_k80_1", "us-west-2b_v100_8"]
+FULL_STARTS = real_windows.starts(0, LENGTH)  # 6 windows in the even blocks of the 27 days
+TEST_STARTS = real_windows.starts(1, LENGTH)  # 6 in the odd blocks
+# our stages: (environments, trace source, indices: the real windows' first ticks or the
+# generator's seeds). The leaderboard's and `published`'s runs are the published ones.
 STAGES = {
-    "quick": (ENVS[3:4], range(1000, 1001), range(290, 291)),
-    "full": (ENVS, range(0, 4), range(0, 4)),
-    "test": (ENVS, range(5000, 5004), range(150, 154)),
+    "quick": (ENVS[3:4], "real", FULL_STARTS[2:3]),
+    "full": (ENVS, "real", FULL_STARTS),
+    "test": (ENVS + HELDOUT_ENVS, "real", TEST_STARTS),
+    "stress": (ENVS, "generated", range(0, 4)),
 }
-
-
-# The generator and its fitted parameters are public (the worktree's sky_spot is the API), so a
-# held-out trace drawn from a small seed could be found by a policy that regenerates windows
-# and matches the ticks it has seen. Held-out windows are drawn from seeds salted with this
-# secret (it lives only here, in the sealed evaluator), so no policy can name them.
-HELDOUT_SALT = "b0be38887cf0299c688dc43d4b6c0f2d"
-
-
-def generator_seed(stage: str, index: int):
-    """The generator's seed of a stage's window `index` (the index is what reports show)."""
-    return f"{HELDOUT_SALT}:{index}" if stage == "test" else index
+PUBLISHED = ("published", "leaderboard")  # stages on the published windows (--data)
 
 
 OPT_FILE = HERE / "offline_opt.json"  # written by ../offline_opt.py
 
 
-def opt_key(env_name: str, seed: int, deadline_h: float, overhead_h: float) -> str:
-    return f"{env_name}:{seed}:{deadline_h:g}:{overhead_h:g}"
+def opt_key(source: str, env_name: str, index: int, deadline_h: float, overhead_h: float) -> str:
+    return f"{source}:{env_name}:{index}:{deadline_h:g}:{overhead_h:g}"
 
 
 def trace_hash(avail: list[bool]) -> str:
@@ -79,7 +79,7 @@ def trace_hash(avail: list[bool]) -> str:
 
 
 def load_optima() -> dict:
-    """Precomputed exact offline optima of the generated runs ({} when the file is absent)."""
+    """Precomputed exact offline optima of our stages' runs ({} when the file is absent)."""
     if not OPT_FILE.is_file():
         return {}
     return json.loads(OPT_FILE.read_text())["runs"]
@@ -98,12 +98,12 @@ def leaderboard_indices(n: int = 300, k: int = 30) -> list[int]:
 
 def evaluate(stage: str, worktree: Path, data: Path | None,
              time_limit_s: float = CANDIDATE_S) -> dict:
-    if stage not in STAGES and stage != "leaderboard":
-        return invalid(f"unknown stage {stage!r}; use quick, full, test or leaderboard")
+    if stage not in STAGES and stage not in PUBLISHED:
+        return invalid(f"unknown stage {stage!r}; use {', '.join([*STAGES, *PUBLISHED])}")
     if data is not None and not data.is_dir():
         return invalid(f"--data {data}: no such folder")
-    if stage == "leaderboard" and data is None:
-        return invalid("the leaderboard stage needs the published windows: "
+    if stage in PUBLISHED and data is None:
+        return invalid(f"the {stage} stage needs the published windows: "
                        "--data ../shared/data/cbl-windows")
     mode = "leaderboard" if stage == "leaderboard" else "correct"
     deadline = time.monotonic() + time_limit_s
@@ -130,22 +130,23 @@ def stage_plan(stage: str, data: Path | None) -> list[dict] | str:
     """The stage's runs in order (name, environment, deadline, and the lockstep job with its
     trace), or the reason a window cannot be used."""
     spot_price = OD_PRICE / COST_K
-    if stage == "leaderboard":
-        envs, indices = ENVS, leaderboard_indices()
+    if stage in PUBLISHED:
+        envs, source, indices = ENVS, "published", leaderboard_indices()
     else:
-        envs, seeds, windows = STAGES[stage]
-        indices = windows if data else seeds
-    gen = None if data else Generator.load("single_envs")
-    optima = load_optima() if gen is not None and stage != "leaderboard" else {}
+        envs, source, indices = STAGES[stage]
+    gen = Generator.load("single_envs") if source == "generated" else None
+    optima = load_optima() if source != "published" else {}
     plan = []
     for env_name in envs:
         for idx in indices:
-            if data:
+            if source == "published":
                 avail, _, gap = load_window(data / env_name / f"{idx}.json")
                 if gap != GAP:
                     return f"{env_name}/{idx}.json has gap {gap}, expected {GAP}"
+            elif source == "real":
+                avail = real_windows.window(env_name, idx, LENGTH)
             else:
-                (avail,), _ = gen.window([env_name], generator_seed(stage, idx), LENGTH)
+                (avail,), _ = gen.window([env_name], idx, LENGTH)
             thash = trace_hash(avail) if optima else None
             for deadline_h in DEADLINES_H:
                 for oh in OVERHEADS_H:
@@ -153,9 +154,9 @@ def stage_plan(stage: str, data: Path | None) -> list[dict] | str:
                               "restart_overhead_hours": [oh]}
                     job = lockstep.Job([avail], DURATION_H * HOURS, deadline_h * HOURS, oh * HOURS,
                                        [spot_price], OD_PRICE, [env_name], params)
-                    got = optima.get(opt_key(env_name, idx, deadline_h, oh)) if optima else None
+                    got = optima.get(opt_key(source, env_name, idx, deadline_h, oh)) if optima else None
                     if got is not None and got["trace"] != thash:
-                        got = None  # computed on another trace (the generator was re-fitted)
+                        got = None  # computed on another trace (e.g. the generator was re-fitted)
                     plan.append({"name": f"{env_name} #{idx} deadline {deadline_h:g} h "
                                          f"overhead {oh:g} h",
                                  "env": env_name, "deadline_h": deadline_h, "job": job,

@@ -35,10 +35,13 @@ when it is None); correct accounting keeps its own copy.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import numbers
 import operator
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +49,10 @@ from adrs_eval.side import candidate_dir, channel, describe
 
 BASES = {"single": ("sky_spot.strategies.strategy", "Strategy"),
          "multi": ("sky_spot.strategies.multi_strategy", "MultiRegionStrategy")}
+# The published problem folders: a leaderboard Solution file runs from
+# problems/<name>/resources/execution_env/solution_env/solution.py of a copy of
+# ./leaderboard (this task's problems/<name>/resources/ files: the initial program)
+PROBLEMS = {"single": "cant_be_late", "multi": "cant_be_late_multi"}
 MAX_REPR = 300
 
 
@@ -67,8 +74,35 @@ def load_policy(kind: str) -> Api:
     from sky_spot.strategies.strategy import ArgsParser, Task
     from sky_spot.utils import ClusterType
 
-    cls = load_strategy_class(Path(candidate_dir()) / "policy" / "strategy.py", base)
+    path = Path(candidate_dir()) / "policy" / "strategy.py"
+    if is_solution_file(path):
+        path = as_on_leaderboard(kind, path)
+    cls = load_strategy_class(path, base)
     return Api(cls, ArgsParser, Task, ClusterType, FutureNotAvailable)
+
+
+def is_solution_file(path: Path) -> bool:
+    """Whether the file is a leaderboard submission: a top-level ``Solution`` class or
+    ``solve`` function (the loader takes a Strategy subclass first, if it also has one)."""
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (OSError, SyntaxError, ValueError):
+        return False  # loading it where it is reports the error
+    return any(isinstance(n, ast.ClassDef) and n.name == "Solution"
+               or isinstance(n, ast.FunctionDef) and n.name == "solve" for n in tree.body)
+
+
+def as_on_leaderboard(kind: str, path: Path) -> Path:
+    """A copy of the Solution file where the leaderboard runs it, in a private temporary
+    folder, next to the problem's resources (published Solution files read the initial
+    program at ``Path(__file__).resolve().parents[5] / "problems/<name>/resources/..."``)."""
+    root = Path(tempfile.mkdtemp(prefix="adrs-leaderboard-")) / "ADRS-Leaderboard"
+    shutil.copytree(Path(__file__).resolve().parent / "leaderboard", root)
+    dest = (root / "problems" / PROBLEMS[kind] / "resources" / "execution_env" / "solution_env"
+            / "solution.py")
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(path.read_bytes())
+    return dest
 
 
 class TickEnv:
@@ -88,9 +122,23 @@ class TickEnv:
         self._region = 0
         self._spot = 0  # bit r: region r has spot this tick
         self.num_regions = len(names)
+        self._history: list = []  # _step's last_cluster_type of every tick so far
 
     def get_current_region(self) -> int:
         return self._region
+
+    # read-only views of the published Env's own state, as sky_spot.sim.Env has them
+    @property
+    def current_region(self) -> int:
+        return self._region
+
+    @property
+    def observed_tick(self) -> int:
+        return self.tick
+
+    @property
+    def cluster_type_histroy(self) -> list:
+        return list(self._history)
 
     def get_num_regions(self) -> int:
         return self.num_regions
@@ -214,6 +262,7 @@ class Jobs:
                 env.tick = t
                 env.elapsed_seconds = elapsed
                 env._spot = seen // 18
+                env._history.append(last)
                 append(done)
                 if rem is not None:
                     strategy.remaining_restart_overhead = rem

@@ -59,9 +59,24 @@ class Env:
         self.cluster_type = NONE
         self._region = 0
         self.num_regions = len(avail)
+        self._history: list = []  # _step's last_cluster_type of every tick so far
 
     def get_current_region(self) -> int:
         return self._region
+
+    # Read-only views of the published Env's own state (MultiTraceEnv.current_region; the
+    # tick observed before each _step; one entry per observed tick, as published, name too).
+    @property
+    def current_region(self) -> int:
+        return self._region
+
+    @property
+    def observed_tick(self) -> int:
+        return self.tick
+
+    @property
+    def cluster_type_histroy(self) -> list:
+        return list(self._history)
 
     def get_num_regions(self) -> int:
         return self.num_regions
@@ -143,6 +158,7 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
                      spot_prices=spot_prices, od_price=od_price)
     gap = float(gap)
     append = strategy.task_done_time.append
+    history = env._history.append
     step = strategy._step
     send = loop.send
     tick, last, current, has_spot, done, progress, rem = next(loop)
@@ -150,6 +166,7 @@ def simulate_run(strategy, avail, gap, duration, deadline, overhead, *, mode="co
         env.tick = tick
         env.elapsed_seconds = tick * gap
         append(done)
+        history(last)
         if rem is not None:  # None: leaderboard mode leaves the policy's own value
             strategy.remaining_restart_overhead = rem
         strategy.progress_seconds = progress

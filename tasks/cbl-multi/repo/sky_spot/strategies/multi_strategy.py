@@ -11,3 +11,18 @@ from sky_spot.strategies.strategy import Strategy
 
 class MultiRegionStrategy(Strategy):
     NAME = "multi_region_base"
+
+    def __init__(self, args):
+        super().__init__(args)
+        # as published; the published runs switch regions for free (overhead 0 h)
+        self.last_startup_region = None
+        self.migration_overhead_seconds = getattr(args, "region_switch_overhead_hours", 0.0) * 3600
+
+    @classmethod
+    def _from_args(cls, parser) -> "MultiRegionStrategy":
+        # the published factory: its arguments, with their defaults, then the class
+        group = parser.add_argument_group(cls.NAME)
+        group.add_argument("--region-switch-overhead-hours", type=float, default=0.0)
+        group.add_argument("--inter-task-overhead", type=float, default=[0.0], nargs="+")
+        args, _ = parser.parse_known_args()
+        return cls(args)

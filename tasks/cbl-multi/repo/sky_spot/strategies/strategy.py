@@ -46,13 +46,58 @@ class ArgsParser:
 
 
 class Task:
-    """The job: one task of ``duration_seconds`` of work."""
+    """The job a policy sees as ``self.task``: the published ``sky_spot.task.SingleTask``.
+
+    Its progress is read from a list (``Strategy.reset`` points it at the strategy's
+    ``task_done_time``, as published), summed on every call as published; ``is_done`` is the
+    published ``max(0, total - sum(task_done_time)) <= 1e-8``. The simulator keeps its own
+    count: what a policy does to this object changes only its own view.
+    """
 
     def __init__(self, duration_seconds: float):
-        self.duration_seconds = float(duration_seconds)
+        self._duration_seconds = float(duration_seconds)
+        self._config = {"duration": self._duration_seconds / 3600.0}
+        self._progress_source_list: list[float] = []
+
+    def set_progress_source(self, task_done_time_list: list[float]) -> None:
+        self._progress_source_list = task_done_time_list
+
+    def get_current_progress_seconds(self) -> float:
+        return sum(self._progress_source_list or [])
+
+    def get_remaining_duration_seconds(self) -> float:
+        return max(0.0, self.get_total_duration_seconds() - self.get_current_progress_seconds())
+
+    def reset(self) -> None:
+        """Nothing to reset (as published: the progress lives in the source list)."""
+
+    @property
+    def is_done(self) -> bool:
+        return self.get_remaining_duration_seconds() <= 1e-8
+
+    @property
+    def duration_seconds(self) -> float:
+        return self._duration_seconds
+
+    def get_total_duration_hours(self) -> float:
+        return self._duration_seconds / 3600.0
 
     def get_total_duration_seconds(self) -> float:
-        return self.duration_seconds
+        return self._duration_seconds
+
+    def get_config(self) -> dict:
+        return dict(self._config)  # a copy: the job's parameters are not the policy's to change
+
+    def get_info(self) -> dict:
+        return {"task_type": "SingleTask", "Done(seconds)": self.get_current_progress_seconds(),
+                "Remaining(seconds)": self.get_remaining_duration_seconds(),
+                "task_is_done": self.is_done, "Target(seconds)": self.get_total_duration_seconds()}
+
+    def __repr__(self) -> str:
+        return f"SingleTask(config={self._config})"
+
+    def __str__(self) -> str:
+        return f"SingleTask({self.get_total_duration_hours():.1f}h)"
 
 
 class Strategy:
@@ -81,8 +126,13 @@ class Strategy:
         oh = oh if isinstance(oh, (list, tuple)) else [oh]
         self.restart_overheads = [h * 3600 for h in oh]
         self.restart_overhead = self.restart_overheads[0]
+        self.inter_task_overheads = [h * 3600 for h in getattr(args, "inter_task_overhead", [0.0])]
+        self.inter_task_overhead = self.inter_task_overheads[0]
         self.task_done_time = []
+        task.set_progress_source(self.task_done_time)
         self.remaining_restart_overhead = 0.0
+        self.remaining_inter_task_overhead = 0
+        self._last_known_subtask_index = -1
         self.progress_seconds = 0.0  # == sum(task_done_time), kept up to date by the simulator
 
     def _step(self, last_cluster_type: ClusterType, has_spot: bool) -> ClusterType:
@@ -94,7 +144,16 @@ class Strategy:
 
     @property
     def task_done(self) -> bool:
-        return self.progress_seconds >= self.task_duration - 1e-8
+        return self.task.is_done  # as published
+
+    @property
+    def config(self) -> dict:
+        return {"name": self.NAME, "deadline": self.deadline, "task_duration": self.task_duration,
+                "restart_overhead": self.restart_overhead,
+                "restart_overheads": self.restart_overheads,
+                "inter_task_overhead": self.inter_task_overhead,
+                "inter_task_overheads": self.inter_task_overheads,
+                "task": self.task.get_config()}
 
     @property
     def name(self) -> str:
@@ -106,8 +165,11 @@ class Strategy:
         return cls(args)
 
     def info(self) -> dict:
-        return {"Task/Done(seconds)": self.progress_seconds,
-                "Strategy/RemainingRestartOverhead(seconds)": self.remaining_restart_overhead}
+        return {**{f"Task/{k}": v for k, v in self.task.get_info().items()},
+                "Strategy/RemainingRestartOverhead(seconds)": self.remaining_restart_overhead,
+                "Strategy/CurrentRestartOverheadIndex": 0,
+                "Strategy/CurrentInterTaskOverheadIndex": 0,
+                "Strategy/RemainingInterTaskOverhead(seconds)": self.remaining_inter_task_overhead}
 
 
 def ticks_needed(seconds: float, gap: float) -> float:
