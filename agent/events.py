@@ -227,6 +227,20 @@ class Evaluated(Event):
     result: dict[str, Any]
 
 
+@event("retried", "an evaluation lost with its node or worker (ray backend), run again elsewhere")
+@dataclass(kw_only=True, slots=True)
+class Retried(Event):
+    stage: str
+    label: str
+    """The evaluation's log folder (logs/<label>/): a commit's short sha, or e<episode>-<key>
+    for an agent's run_evaluator call."""
+    node: str
+    """The Ray node id it was lost on."""
+    attempt: int
+    """1 for the first rerun."""
+    error: str
+
+
 @event("migrated", "islands' best candidates copied into the next island")
 @dataclass(kw_only=True, slots=True)
 class Migrated(Event):
