@@ -26,6 +26,7 @@ from agent.events import (
     Listener,
     ModelRetry,
     Repaired,
+    Retried,
     SessionFinished,
     SessionResumed,
     SessionStarted,
@@ -73,8 +74,11 @@ class Solver:
                              jail or self.spec.jail(cfg.sandbox if cfg.sandbox != "auto" else None),
                              Path(cfg.data_dir).resolve() if cfg.data_dir else None, self.lock,
                              pool=make_pool(cfg.backend, cfg.evaluators, cfg.ray_address))
+        if hasattr(self.scorer.pool, "on_retry"):  # the ray backend: an evaluation lost with its node
+            self.scorer.pool.on_retry = lambda r: self.emit(Retried(**r.fields()))
         self.allowance = Allowance(cfg.budget)  # committed candidates, the baseline not counted
         self.diffs = prompts.Diffs(session.repo)
+        self.worktrees = git.WorktreePool(session.repo, session.worktrees)  # reused by episodes
         self.episodes_started = 0
         self.started = time.monotonic()
         self.stop_reason = ""
@@ -170,6 +174,7 @@ class Solver:
         return best
 
     def _finish(self, best: Candidate | None) -> None:
+        self.worktrees.close()
         self.scorer.notes.flush()
         self.emit(SessionFinished(reason=self.stop_reason, best=best.commit if best else None,
                                   best_score=best.score if best else None,
@@ -229,8 +234,7 @@ class Solver:
             baseline=self.db.baseline, best=self.db.best(), inspirations=inspirations,
             failures=failures, budget_left=self.allowance.budget - self.candidates_used,
             notes=list(self.steering.notes), diffs=self.diffs)
-        with git.worktree(self.session.repo, self.session.worktrees / f"e{n}", parent.commit,
-                          branch=branch) as wt:
+        with self.worktrees.checkout(parent.commit, branch) as wt:
             space = EpisodeWorkspace(n, island, spec, wt, parent.commit, self.scorer,
                                      self.allowance, self.task.allow_run, self.spec.memory_mb)
             ctx = space.context(self.cfg.episode.max_output_chars)

@@ -183,6 +183,101 @@ def worktree(repo: Path, path: Path, commit: str, branch: str | None = None) -> 
         remove_worktree(repo, wt)
 
 
+class WorktreePool:
+    """Episode worktrees kept for the run and reused: taking one resets a free worktree to
+    the parent on the new branch (every file the parent does not have is deleted here, then
+    one `git checkout -f -B`) instead of `git worktree add` and `remove` (five git processes).
+
+    A reset starts from nothing the agent left: the pointer file `.git` is rewritten, tracked
+    files are forced back to the parent's, everything else (untracked, ignored, nested repos,
+    symlinks) is deleted without following links; if any of it fails the worktree is thrown
+    away and a new one made. Pooled worktrees are added locked, so that a `git worktree prune`
+    run for another worktree keeps them even when an agent deleted its `.git` file; a killed
+    run's are unlocked and removed by `repair` like any other."""
+
+    def __init__(self, repo: Path, root: Path):
+        self.repo, self.root = repo, root
+        self._free: list[Worktree] = []
+        self._made = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def checkout(self, commit: str, branch: str) -> Iterator[Worktree]:
+        """A clean worktree at commit on a new branch (reset if it exists), for a block; at
+        the end its HEAD is detached, so that the branch can be deleted."""
+        with self._lock:
+            wt = self._free.pop() if self._free else None
+        if wt is not None:
+            try:
+                self._reset(wt, commit, branch)
+            except (GitError, OSError):  # something the agent left that we cannot clean
+                self._discard(wt)
+                wt = None
+        if wt is None:
+            with self._lock:
+                path, self._made = self.root / f"w{self._made}", self._made + 1
+            with _WORKTREES:
+                git(["worktree", "add", "--quiet", "--lock", "-B", branch, str(path), commit],
+                    cwd=self.repo)
+                wt = _linked(self.repo, path)
+        try:
+            yield wt
+        finally:
+            try:  # detach, as `git checkout --detach` would, without a process
+                (wt.gitdir / "HEAD").write_text(wt.head() + "\n")
+            except (GitError, OSError):
+                self._discard(wt)
+            else:
+                with self._lock:
+                    self._free.append(wt)
+
+    def _reset(self, wt: Worktree, commit: str, branch: str) -> None:
+        dot_git = wt.path / ".git"
+        if dot_git.is_dir() and not dot_git.is_symlink():
+            shutil.rmtree(dot_git)
+        dot_git.unlink(missing_ok=True)
+        dot_git.write_text(f"gitdir: {wt.gitdir}\n")
+        # untracked things first, links to folders included: git then writes only into
+        # real folders of the worktree
+        keep = set(files_at(self.repo, commit))
+        folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in keep)
+                   for i in range(1, len(parts))}
+        _delete_all_but(wt.path, keep, folders)
+        wt.git(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B", branch,
+                commit])
+
+    def _discard(self, wt: Worktree) -> None:
+        (wt.gitdir / "locked").unlink(missing_ok=True)
+        remove_worktree(self.repo, wt)
+
+    def close(self) -> None:
+        """Remove the free worktrees (at the end of the run)."""
+        with self._lock:
+            free, self._free = self._free, []
+        for wt in free:
+            self._discard(wt)
+
+
+def _delete_all_but(root: Path, keep: set[str], dirs: set[str]) -> None:
+    """Delete everything under root but the files in keep (and the folders holding them) and
+    the top `.git`; links are deleted, never followed. Raises OSError where it cannot."""
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if rel == ".git" or rel in keep:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if rel in dirs:
+                        stack.append((Path(entry.path), rel + "/"))
+                    else:
+                        shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+
 def bad_path(rel: str) -> str | None:
     """Why git would refuse rel as a path in a tree (a `.git` component, `..`), or None."""
     for part in rel.split("/"):
@@ -394,6 +489,60 @@ def restore(wt: Worktree, paths: list[str], commit: str = "HEAD") -> None:
 
 
 def files_at(repo: Path, commit: str) -> dict[str, str]:
+    """{path: blob sha} of a commit: read from the loose objects where they all are (the
+    harness writes its commits loose; no process), else from `git ls-tree`. A full sha's
+    listing never changes and is kept for the next caller (the worktree pool, then the
+    episode's scanner)."""
+    if re.fullmatch(r"[0-9a-f]{40}", commit):
+        return dict(_files_at(Path(repo).resolve(), commit))
+    return _ls_tree(repo, commit)
+
+
+@functools.lru_cache(maxsize=64)
+def _files_at(repo: Path, commit: str) -> dict[str, str]:
+    objects = repo / ".git" / "objects"
+    found = loose_files(objects, commit) if objects.is_dir() else None
+    return _ls_tree(repo, commit) if found is None else found
+
+
+def read_loose(objects: Path, sha: str) -> tuple[bytes, bytes] | None:
+    """(kind, content) of a loose object, or None when it is not one (packed, missing)."""
+    try:
+        raw = zlib.decompress((objects / sha[:2] / sha[2:]).read_bytes())
+    except (OSError, zlib.error):
+        return None
+    header, _, data = raw.partition(b"\0")
+    kind, _, size = header.partition(b" ")
+    return (kind, data) if size.isdigit() and int(size) == len(data) else None
+
+
+def loose_files(objects: Path, commit: str) -> dict[str, str] | None:
+    """{path: blob sha} of a commit whose commit and tree objects are all loose, else None."""
+    obj = read_loose(objects, commit)
+    if obj is None or obj[0] != b"commit" or not obj[1].startswith(b"tree "):
+        return None
+    files: dict[str, str] = {}
+    stack = [(obj[1][5:45].decode(), "")]
+    while stack:
+        sha, prefix = stack.pop()
+        tree = read_loose(objects, sha)
+        if tree is None or tree[0] != b"tree":
+            return None
+        data, i = tree[1], 0
+        while i < len(data):
+            space = data.index(b" ", i)
+            nul = data.index(b"\0", space)
+            mode, name = data[i:space], os.fsdecode(data[space + 1:nul])
+            entry = data[nul + 1:nul + 21].hex()
+            i = nul + 21
+            if mode == b"40000":
+                stack.append((entry, f"{prefix}{name}/"))
+            else:
+                files[prefix + name] = entry
+    return files
+
+
+def _ls_tree(repo: Path, commit: str) -> dict[str, str]:
     out = git(["ls-tree", "-r", "-z", commit], cwd=repo)
     files = {}
     for entry in out.split("\0"):

@@ -415,3 +415,116 @@ def test_escaping_link(tmp_path):
     assert git.escaping_link(tmp_path, "pkg/in") is None
     assert git.escaping_link(tmp_path, "ok") is None
     assert git.escaping_link(tmp_path, "pkg") is None  # not a link
+
+
+# -- the worktree pool -----------------------------------------------------------------------
+def _on_disk(root: Path) -> set[str]:
+    """Every path under root (links not followed), the top `.git` left out."""
+    found = set()
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if rel != ".git" and not rel.startswith(".git/"):
+            found.add(rel)
+    return found
+
+
+def test_a_reused_worktree_starts_clean_at_its_parent(tmp_path, session_repo):
+    """Whatever an episode leaves in its worktree (edits, new and ignored files, a nested
+    repository, links out, a hostile `.git`, a file turned folder) is gone when the pool
+    hands the worktree to the next episode, on its new branch at its parent."""
+    repo, base = session_repo
+    pool = git.WorktreePool(repo, tmp_path / "worktrees")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me\n")
+    marker = tmp_path / "pwned"
+    with pool.checkout(base, "adrs/0/0") as wt:
+        first, clean = wt.path, _on_disk(wt.path)
+        (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 666\n")
+        scanner = git.Scanner(wt, git.files_at(repo, base))
+        committed = scanner.commit_all(scanner.scan(), "a candidate")
+        (wt.path / "config.txt").write_text("tampered\n")
+        (wt.path / "pkg" / "evil.py").write_text("EVIL = 1\n")
+        (wt.path / "pkg" / "__pycache__" / "policy.cpython-311.pyc").parent.mkdir()
+        (wt.path / "pkg" / "__pycache__" / "policy.cpython-311.pyc").write_bytes(b"\0evil")
+        (wt.path / "pkg" / "sub" / "util.py").unlink()
+        (wt.path / "pkg" / "sub" / "util.py").mkdir()
+        (wt.path / "pkg" / "sub" / "util.py" / "inside.py").write_text("X = 666\n")
+        (wt.path / "out").symlink_to(outside)
+        (wt.path / "nested").mkdir()
+        sh(["git", "init", "-q"], wt.path / "nested")
+        _hostile_dotgit(wt.path, marker)
+    with pool.checkout(base, "adrs/1/1") as wt:
+        assert wt.path == first  # reused, not made anew
+        assert _on_disk(wt.path) == clean
+        assert (wt.path / "pkg" / "policy.py").read_text() == "def policy():\n    return 1\n"
+        assert git.Scanner(wt, git.files_at(repo, base)).scan() == git.files_at(repo, base)
+        assert wt.head() == base
+        assert wt.git(["symbolic-ref", "HEAD"]).strip() == "refs/heads/adrs/1/1"
+        assert wt.git(["status", "--porcelain", "--ignored"]).strip() == ""
+    assert (outside / "precious.txt").read_text() == "keep me\n"
+    assert not marker.exists(), "a command from the agent's .git config ran in the harness"
+    # the candidate stays on its branch; a released worktree holds no branch
+    assert sh(["git", "rev-parse", "adrs/0/0"], repo).strip() == committed
+    sh(["git", "branch", "-D", "adrs/1/1"], repo)
+    pool.close()
+    assert list((tmp_path / "worktrees").iterdir()) == []
+    assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
+
+
+def test_pooled_worktrees_left_by_a_kill_are_repaired(tmp_path, session_repo):
+    """A killed run never closes its pool: `repair` (resume) removes its locked worktrees,
+    and git forgets them."""
+    repo, base = session_repo
+    root = tmp_path / "worktrees"
+    pool = git.WorktreePool(repo, root)
+    with pool.checkout(base, "adrs/0/0"), pool.checkout(base, "adrs/1/1") as wt:
+        (wt.path / ".git").unlink()  # an agent's doing: prune must not forget it meanwhile
+        remove_worktree(repo, add_worktree(repo, tmp_path / "other", "x", base))
+        assert sh(["git", "worktree", "list"], repo).count("locked") == 2
+    git.repair(repo, root)
+    assert list(root.iterdir()) == []
+    assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
+    again = git.WorktreePool(repo, root)  # the resumed run's
+    with again.checkout(base, "adrs/2/2") as wt:
+        assert wt.head() == base
+    again.close()
+
+
+def test_files_from_loose_objects_agree_with_ls_tree(tmp_path, session_repo):
+    repo, base = session_repo
+    with git.worktree(repo, tmp_path / "wt", base, branch="ep") as wt:
+        (wt.path / "pkg" / "deep" / "er").mkdir(parents=True)
+        (wt.path / "pkg" / "deep" / "er" / "x.py").write_text("X = 1\n")
+        (wt.path / "pkg" / "run.sh").write_text("#!/bin/sh\n")
+        (wt.path / "pkg" / "run.sh").chmod(0o755)
+        (wt.path / "pkg" / "link.py").symlink_to("policy.py")
+        scanner = git.Scanner(wt, git.files_at(repo, base))
+        sha = scanner.commit_all(scanner.scan(), "c")
+    listed = git._ls_tree(repo, sha)
+    assert git.loose_files(repo / ".git" / "objects", sha) == listed
+    assert git.files_at(repo, sha) == listed and "pkg/deep/er/x.py" in listed
+    sh(["git", "gc", "-q"], repo)  # packed: no loose reading, git answers
+    assert git.loose_files(repo / ".git" / "objects", base) is None
+    assert git.files_at(repo, "HEAD") == git._ls_tree(repo, base)
+
+
+def test_prompt_diffs_made_without_git_say_what_git_says(tmp_path, session_repo):
+    from agent.prompts import Diffs
+
+    repo, base = session_repo
+    with git.worktree(repo, tmp_path / "wt", base, branch="ep") as wt:
+        (wt.path / "pkg" / "policy.py").write_text("def policy():\n    return 2\n")
+        (wt.path / "config.txt").unlink()
+        (wt.path / "pkg" / "new.py").write_text("N = 1")  # no newline at the end
+        scanner = git.Scanner(wt, git.files_at(repo, base))
+        sha = scanner.commit_all(scanner.scan(), "c")
+    ours = Diffs(repo)._diff(base, sha)
+    theirs = git.git(["diff", "--no-color", "-U1", base, sha, "--"], cwd=repo)
+
+    def body(text: str) -> list[str]:  # git adds the function context to @@ lines
+        return [line.split(" @@")[0] if line.startswith("@@") else line.removesuffix(" 100644")
+                for line in text.splitlines()]
+
+    assert body(ours) == body(theirs)
+    assert Diffs(repo)(base, base) == "(same code as your starting point)"

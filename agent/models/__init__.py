@@ -114,7 +114,8 @@ def default_model(env: dict[str, str]) -> tuple[str, str]:
 
 def make_model(spec: str, cfg: RunConfig, episode: int,
                on_retry: Callable[[dict], None] | None = None) -> Model:
-    """A fresh model for one episode; on_retry hears of every retried API call."""
+    """A fresh model for one episode (an API model's SDK client is the run's, shared:
+    agent/models/clients.py); on_retry hears of every retried API call."""
     if spec == "tuner":
         from agent.models.tuner import TunerModel
         return TunerModel(seed=cfg.seed * 1_000_003 + episode, config=cfg.tuner)

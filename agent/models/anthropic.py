@@ -17,7 +17,7 @@ from typing import Any
 import anthropic
 
 from agent.config import ProviderConfig
-from agent.models import pricing
+from agent.models import clients, pricing
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
 from agent.models.retry import Retrier, parse_arguments, provider_config
 
@@ -64,7 +64,7 @@ class AnthropicModel:
         if base_url is not None:
             kwargs["base_url"] = base_url
         try:
-            self.client = anthropic.Anthropic(**kwargs)
+            self.client = clients.shared("anthropic", kwargs, anthropic.Anthropic)  # one per run
         except anthropic.CredentialsError as e:  # a profile or token file that cannot be read
             raise ModelAuthError(f"{self.name}: no usable Anthropic credentials: set {KEY_VAR}. "
                                  f"The SDK said: {e}") from e

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from agent.config import ProviderConfig
-from agent.models import pricing
+from agent.models import clients, pricing
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
 from agent.models.retry import Retrier, parse_arguments, provider_config
 
@@ -66,7 +66,7 @@ class OpenAIModel:
         kwargs: dict[str, Any] = {"api_key": key, "max_retries": 0, "timeout": config.timeout_s}
         if base_url:
             kwargs["base_url"] = base_url
-        self.client = openai.OpenAI(**kwargs)
+        self.client = clients.shared("openai", kwargs, openai.OpenAI)  # one for the run
         self.retrier = Retrier(self.name, KEY_VAR, (openai.APIStatusError,),
                                (openai.APIConnectionError,), config, on_retry=on_retry)
 
@@ -135,7 +135,7 @@ class OpenAIModel:
         calls_by_index: dict[int, list] = {}
         finish, usage = "", None
         stream = self.client.post("/chat/completions", content=_json(kwargs), cast_to=object,
-                                  stream=True, stream_cls=openai.Stream[object])
+                                  stream=True, stream_cls=_Stream)
         with stream:
             for chunk in stream:
                 if chunk.get("usage"):
@@ -176,6 +176,21 @@ class OpenAIModel:
             _local_cost(self.model, usage)
         stop = STOP_REASONS.get(finish, "tool_use" if calls else "end_turn")
         return Turn(text, calls, usage, stop)
+
+
+class _Stream(openai.Stream[object]):
+    """The SDK's stream, reading the rest of the body after `data: [DONE]` (the chunked
+    terminator): the sync SDK stops there and closes the response, which drops an HTTP/1.1
+    connection instead of giving it back to the pool, so every turn paid a new connection
+    (its async stream drains; this does the same)."""
+
+    def _iter_events(self):
+        events = super()._iter_events()
+        for sse in events:
+            if sse.data.startswith("[DONE]"):
+                for _ in events:
+                    pass
+            yield sse
 
 
 def _local_cost(model: str, usage: Usage) -> float:

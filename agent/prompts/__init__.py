@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from sandbox.git import git
+from sandbox.git import git, loose_files, read_loose
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -25,8 +26,10 @@ def render(name: str, **context: Any) -> str:
 
 
 class Diffs:
-    """`git diff` between two commits as a prompt shows it, cut at `limit` characters; kept,
-    since commits never change and neither do their diffs."""
+    """The diff between two commits as a prompt shows it (`git diff -U1`'s format), cut at
+    `limit` characters; kept, since commits never change and neither do their diffs. Made
+    here from the loose objects (difflib's hunks, which may differ from git's); `git diff`
+    when an object is packed."""
 
     def __init__(self, repo: Path, limit: int = 1500):
         self.repo, self.limit = repo, limit
@@ -34,12 +37,52 @@ class Diffs:
 
     def __call__(self, a: str, b: str) -> str:
         if (a, b) not in self._seen:
-            out = git(["diff", "--no-color", "-U1", a, b, "--"], cwd=self.repo, check=False)
+            out = self._diff(a, b)
+            if out is None:
+                out = git(["diff", "--no-color", "-U1", a, b, "--"], cwd=self.repo, check=False)
             cut = (f"\n[... {len(out) - self.limit} more characters of diff]"
                    if len(out) > self.limit else "")
             self._seen[(a, b)] = (f"```diff\n{out[:self.limit]}{cut}\n```" if out.strip()
                                   else "(same code as your starting point)")
         return self._seen[(a, b)]
+
+    def _diff(self, a: str, b: str) -> str | None:
+        """The diff without a process, or None when some object is not loose."""
+        objects = self.repo / ".git" / "objects"
+        before, after = loose_files(objects, a), loose_files(objects, b)
+        if before is None or after is None:
+            return None
+        out: list[str] = []
+        for path in sorted(p for p in before.keys() | after.keys()
+                           if before.get(p) != after.get(p)):
+            old, new = before.get(path), after.get(path)
+            texts = []
+            for sha in (old, new):
+                obj = read_loose(objects, sha) if sha else (b"blob", b"")
+                if obj is None or obj[0] != b"blob":
+                    return None
+                texts.append(obj[1])
+            out.append(f"diff --git a/{path} b/{path}")
+            if old is None:
+                out.append("new file mode 100644")
+            elif new is None:
+                out.append("deleted file mode 100644")
+            out.append(f"index {(old or '0' * 40)[:7]}..{(new or '0' * 40)[:7]}")
+            if b"\0" in texts[0] or b"\0" in texts[1]:
+                out.append(f"Binary files a/{path} and b/{path} differ")
+                continue
+            lines = [_lines(t) for t in texts]
+            hunks = list(difflib.unified_diff(*lines, n=1, lineterm=""))[2:]
+            out += [f"--- {'a/' + path if old else '/dev/null'}",
+                    f"+++ {'b/' + path if new else '/dev/null'}", *hunks]
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _lines(data: bytes) -> list[str]:
+    lines = data.decode("utf-8", "replace").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
 
 
 def episode_messages(*, task_name: str, brief: str, editable: list[str], stages: list[str],
