@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -138,7 +139,8 @@ def solve(
         cfg = config.load(flags, config_file, sets or (), names)
     except ConfigError as e:
         fail(str(e))
-    task = load_task(Path(cfg.task_dir))
+    imported = _import_on_the_fly(Path(cfg.task_dir))
+    task = load_task(imported or Path(cfg.task_dir))
     check_requires(task)
     update: dict = {"task_dir": str(task.dir)}
     if cfg.data_dir is not None:
@@ -160,6 +162,13 @@ def solve(
     jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
                     f"code written by {', '.join(cfg.models)}")
     session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
+    if imported:  # the session keeps its task, so that resume finds it
+        shutil.move(str(imported), session.dir / "task")
+        shutil.rmtree(imported.parent, ignore_errors=True)
+        task = load_task(session.dir / "task")
+        cfg = cfg.model_copy(update={"task_dir": str(task.dir)})
+        session.write_config(cfg, task.name)
+        console.print(f"the imported task is kept in {task.dir}")
     console.print(f"session [bold]{session.id}[/bold] in {session.dir}")
     console.print(f"model: {', '.join(cfg.models)} ({why})")
     if _wants_tui(no_tui):
@@ -367,6 +376,66 @@ def tasks_check(task_dir: Path) -> None:
     check_requires(task)
     console.print(f"[green]ok[/green]: task {task.name!r}: stages {task.evaluator.stages}"
                   f", held-out {task.evaluator.test_stage!r}, editable {task.editable}")
+
+
+def _import_on_the_fly(path: Path) -> Path | None:
+    """A folder in a foreign format (OpenEvolve, ShinkaEvolve, ADRS leaderboard), imported into
+    a temporary task folder for this run (no task folder is written); None for a task folder."""
+    from agent.importers import ImportFailure, detect, import_folder
+
+    fmt = detect(path)
+    if fmt is None:
+        return None
+    out = Path(tempfile.mkdtemp(prefix="adrs-import-")) / "task"
+    try:
+        plan = import_folder(path, out, fmt)
+    except ImportFailure as e:
+        shutil.rmtree(out.parent, ignore_errors=True)
+        fail(str(e))
+    console.print(f"{path} is a {fmt} folder: imported on the fly for this run (no task folder is "
+                  f"written; `adrs-agent tasks import {path}` writes one); stages "
+                  f"{list(plan.stages)}, regions {plan.regions or 'none'}, no held-out stage")
+    return out
+
+
+@tasks_app.command("import")
+def tasks_import(
+    src: Path = typer.Argument(..., help="An OpenEvolve, ShinkaEvolve or ADRS-leaderboard folder."),
+    fmt: str | None = typer.Option(None, "--format", help="openevolve, shinka or leaderboard "
+                                   "(default: detected from the files)."),
+    out: Path | None = typer.Option(None, "--out", help="The task folder to write (default: tasks/NAME)."),
+    test_split: bool = typer.Option(False, "--test-split", help="Split their data into a held-out "
+                                    "stage, where their evaluator takes a data path."),
+    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+) -> None:
+    """Write a task folder from an OpenEvolve, ShinkaEvolve or ADRS-leaderboard folder (their
+    evaluator unchanged, behind an adapter), check it and score its baseline."""
+    from agent.importers import ImportFailure, import_folder, task_name
+    from sandbox.evaluate import run_stage
+
+    out = out or Path("tasks") / task_name(src)
+    try:
+        plan = import_folder(src, out, fmt, test_split)
+    except ImportFailure as e:
+        fail(str(e))
+    console.print(f"imported {src} ({plan.format}) into {out}")
+    for line in plan.mapped:
+        console.print(f"  mapped: {line}", markup=False)
+    for line in plan.unmapped:
+        console.print(f"  not mapped: {line}", markup=False)
+    console.print(f"  held-out stage: none ({plan.no_heldout})", markup=False)
+    task = load_task(out)
+    check_requires(task)
+    console.print(f"[green]ok[/green]: task {task.name!r}: stages {task.evaluator.stages}, "
+                  f"editable {task.editable}, regions {task.regions or 'none'}")
+    jail = jail_for(task, sandbox, False, False, "their evaluator")
+    for stage in task.evaluator.stages:
+        res = run_stage(task.evaluator, Path(task.source), stage, python=sys.executable, jail=jail)
+        if not res.valid:
+            console.print(f"baseline {stage}: INVALID: {res.feedback or res.error}", markup=False)
+            console.print(f"the task folder {out} is kept; fix their evaluator or program there")
+            raise typer.Exit(1)
+        console.print(f"baseline {stage}: score {res.score:.6g}")
 
 
 @tasks_app.command("eval")

@@ -241,6 +241,13 @@ class Retried(Event):
     error: str
 
 
+@event("evaluators", "at the end of a run, per node (local, or each Ray node): evaluations run, busy seconds")
+@dataclass(kw_only=True, slots=True)
+class Evaluators(Event):
+    nodes: dict[str, dict[str, Any]]
+    """Node -> {evaluations, busy_s, lost, host, address, jail} (sandbox.pool.NodeStats)."""
+
+
 @event("migrated", "islands' best candidates copied into the next island")
 @dataclass(kw_only=True, slots=True)
 class Migrated(Event):

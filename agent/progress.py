@@ -16,6 +16,7 @@ from agent.events import (
     CandidateScored,
     CandidateTested,
     Evaluated,
+    Evaluators,
     Event,
     SessionFinished,
     SessionResumed,
@@ -63,6 +64,10 @@ class Printer:
                     self._scored(event)
                 case Steered():
                     self._steered(event)
+                case Evaluators():
+                    for node, st in event.nodes.items():
+                        self.console.print(f"evaluations on {node}: {st['evaluations']} in "
+                                           f"{st['busy_s']:.1f} s" + (f", {st['lost']} lost" if st.get("lost") else ""))
 
     def _steered(self, e: Steered) -> None:
         said = {"pause": "paused: no new episode until resumed (space in `adrs-agent watch`)",

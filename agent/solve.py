@@ -22,6 +22,7 @@ from agent.events import (
     EpisodeFinished,
     EpisodeStarted,
     Error,
+    Evaluators,
     Event,
     Listener,
     ModelRetry,
@@ -168,6 +169,7 @@ class Solver:
         best = self.db.best()
         if self.cfg.test_at_end:
             self.scorer.test(best)
+        self.emit(Evaluators(nodes={node: dataclasses.asdict(st) for node, st in self.scorer.pool.stats().items()}))
         self.scorer.pool.close()
         self._finish(best)
         self.save_totals()
@@ -233,10 +235,11 @@ class Solver:
             stages=self.spec.stages, direction=self.spec.direction, parent=parent,
             baseline=self.db.baseline, best=self.db.best(), inspirations=inspirations,
             failures=failures, budget_left=self.allowance.budget - self.candidates_used,
-            notes=list(self.steering.notes), diffs=self.diffs)
+            notes=list(self.steering.notes), regions=self.task.regions, diffs=self.diffs)
         with self.worktrees.checkout(parent.commit, branch) as wt:
             space = EpisodeWorkspace(n, island, spec, wt, parent.commit, self.scorer,
-                                     self.allowance, self.task.allow_run, self.spec.memory_mb)
+                                     self.allowance, self.task.allow_run, self.spec.memory_mb,
+                                     regions=self.task.regions)
             ctx = space.context(self.cfg.episode.max_output_chars)
             model = make_model(spec, self.cfg, n, on_retry=lambda info: self.emit(
                 ModelRetry(episode=n, **info)))

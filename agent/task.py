@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from agent.regions import RegionError, blocks
 from sandbox.evaluate import EvaluatorSpec
 from sandbox.git import is_git_source, matches
 from sandbox.jail import BACKENDS
@@ -105,6 +106,10 @@ class Repo(_Table):
                         Fix('e.g. editable = ["policy/**/*.py"]', "must be a non-empty list of glob strings")]
     """Globs, relative to the repo, of the files agents may change; commits touching others are
     rejected."""
+    regions: Annotated[list[NonEmpty], Fix('e.g. regions = ["initial_program.py"]')] = Field(default_factory=list)
+    """Globs of editable files in which only the text between lines holding EVOLVE-BLOCK-START and
+    EVOLVE-BLOCK-END may change (the markers stay); commits changing anything else there are
+    rejected with the line numbers."""
 
 
 class Evaluator(_Table):
@@ -183,6 +188,7 @@ class Task:
     evaluator: EvaluatorSpec
     allow_run: bool
     requires: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
 
     def missing(self) -> list[str]:
         """The requirements the evaluator's interpreter lacks (or has at a version they exclude)."""
@@ -238,7 +244,7 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
                          sandbox=sb.backend, image=sb.image, env=list(sb.env))
     return Task(name=doc.name, dir=task_dir, brief=brief_text, source=source, ref=doc.repo.ref,
                 editable=list(doc.repo.editable), evaluator=spec, allow_run=sb.allow_run,
-                requires=list(doc.requires))
+                requires=list(doc.requires), regions=list(doc.repo.regions))
 
 
 TASK_EXTRAS = {"eplb", "llm-sql", "cloudcast", "cbl", "cbl-multi"}
@@ -351,7 +357,28 @@ def _check_repo(task_dir: Path, repo: Repo | None, err: Err) -> tuple[str, Path 
         if not any(matches(f, [glob]) for f in files):
             err("[repo] editable", f"glob {glob!r} matches no file in {source_dir}",
                 "correct the glob (paths are relative to the repo folder)")
+    _check_regions(source_dir, files, repo, err)
     return str(source_dir), source_dir
+
+
+def _check_regions(source_dir: Path, files: list[str], repo: Repo, err: Err) -> None:
+    for glob in repo.regions:
+        found = [f for f in files if matches(f, [glob])]
+        if not found:
+            err("[repo] regions", f"glob {glob!r} matches no file in {source_dir}",
+                "correct the glob (paths are relative to the repo folder)")
+        for f in found:
+            if not matches(f, repo.editable):
+                err("[repo] regions", f"{f} is not editable", "add it to editable too")
+                continue
+            try:
+                spans = blocks((source_dir / f).read_text(errors="replace"))
+            except RegionError as e:
+                err("[repo] regions", f"{f}: {e}", "pair every EVOLVE-BLOCK-START with an EVOLVE-BLOCK-END")
+                continue
+            if not spans:
+                err("[repo] regions", f"{f} has no EVOLVE-BLOCK-START/EVOLVE-BLOCK-END lines",
+                    "mark the text agents may change, or drop the file from regions")
 
 
 def _check_evaluator(task_dir: Path, ev: Evaluator | None, source_dir: Path | None,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import prompts
+from agent import prompts, regions
 from agent.events import CandidateCommitted, CandidateRejected
 from agent.programs import Candidate
 from agent.scoring import Scorer
@@ -59,6 +59,8 @@ class EpisodeWorkspace:
     can_run: bool  # whether the task allows shell commands
     memory_mb: int
     commits: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    """The task's `[repo] regions`: files where only the EVOLVE-BLOCK text may change."""
 
     def __post_init__(self) -> None:
         self.scanner = git.Scanner(self.wt, git.files_at(self.scorer.session.repo, self.head))
@@ -107,6 +109,10 @@ class EpisodeWorkspace:
         if outside:
             report.text += (f"\nwarning: you changed non-editable paths {outside}; a commit will "
                             "reject them")
+        broken = self._outside_regions(git.changed_paths(self.scanner.tracked, files), files)
+        if broken:
+            report.text += ("\nwarning: a commit will reject your changes outside the "
+                            "EVOLVE-BLOCK regions: " + "; ".join(broken))
         return report
 
     def _commit(self, message: str) -> ToolResult:
@@ -119,8 +125,9 @@ class EpisodeWorkspace:
             changed = git.changed_paths(self.scanner.tracked, files)
             outside = [p for p in changed if not git.matches(p, self.editable)]
             refused = [p for p in changed if p in files and self._refusal(p)]
+            broken = [] if outside or refused else self._outside_regions(changed, files)
             # the trailer keeps two episodes' identical commits distinct commits
-            if changed and not outside and not refused:
+            if changed and not outside and not refused and not broken:
                 sha = self.scanner.commit_all(files, f"{message}\n\nadrs-episode: {self.n}")
         finally:
             if not sha:
@@ -145,6 +152,17 @@ class EpisodeWorkspace:
                 f"commit rejected: {', '.join(outside)} may not be changed (editable: "
                 f"{', '.join(self.editable)}). Those paths were restored; your other "
                 "changes are still in the worktree: commit again.", is_error=True)
+        if broken:
+            paths = sorted({b.split(":", 1)[0] for b in broken})
+            self.scorer.emit(CandidateRejected(
+                episode=self.n, paths=paths,
+                reason="changes outside the EVOLVE-BLOCK regions: " + "; ".join(broken)))
+            return ToolResult(
+                "commit rejected: only the text between the EVOLVE-BLOCK-START and "
+                "EVOLVE-BLOCK-END lines may change in " + ", ".join(paths) + ", and "
+                + "; ".join(broken) + ". Nothing was committed and your files are as you left "
+                "them: put those lines back as they were (the markers too), then commit again.",
+                is_error=True)
         parent = self.head
         self.scorer.emit(CandidateCommitted(commit=sha, parent=parent, episode=self.n,
                                             island=self.island, model=self.model,
@@ -157,6 +175,22 @@ class EpisodeWorkspace:
         report.text = f"committed {sha[:10]}\n{report.text}"
         report.data["commit"] = sha
         return report
+
+    def _outside_regions(self, changed: list[str], files: dict[str, str]) -> list[str]:
+        """'path: lines N-M changed' for each change outside the regions of a region file."""
+        found = []
+        for rel in changed:
+            if not self.regions or not git.matches(rel, self.regions):
+                continue
+            old = self._blob(self.scanner.tracked.get(rel))
+            new = (self.worktree / rel).read_text(errors="replace") if rel in files else ""
+            found += [f"{rel}: {what}" for what in regions.changes_outside(old, new)]
+        return found
+
+    def _blob(self, sha: str | None) -> str:
+        if sha is None:
+            return ""
+        return git.git(["cat-file", "blob", sha], cwd=self.scorer.session.repo)
 
     def _refusal(self, rel: str) -> str | None:
         return git.bad_path(rel) or git.escaping_link(self.worktree, rel)

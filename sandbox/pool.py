@@ -8,11 +8,15 @@ slot holds none. `sandbox/ray_pool.py` runs them on a Ray cluster behind the sam
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import os
+import socket
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
@@ -28,9 +32,29 @@ class Priority(IntEnum):
     """An agent's run_evaluator call."""
 
 
+@dataclass
+class NodeStats:
+    """What one node did for this run."""
+
+    node: str
+    address: str = ""
+    host: str = ""
+    evaluations: int = 0
+    busy_s: float = 0.0
+    """Seconds it spent on evaluations (unpacking, the candidate's files, the evaluator)."""
+    lost: int = 0
+    """Evaluations lost with this node or one of its workers."""
+    jail: str = ""
+    """'ok' once it ran an evaluation under the head's jail; else why it cannot."""
+
+
 class Evaluations(Protocol):
     def run(self, spec: EvaluatorSpec, worktree: Path, stage: str, *, data: Path | None,
             log_path: Path | None, jail: JailConfig, priority: Priority) -> StageResult: ...
+
+    def stats(self) -> dict[str, NodeStats]:
+        """Per node (here: "local"): evaluations run and seconds spent on them."""
+        ...
 
     def close(self) -> None: ...
 
@@ -70,15 +94,25 @@ class LocalPool:
     def __init__(self, slots: int = 0):
         self.size = slots or default_slots()
         self.slots = Slots(self.size)
+        self._stats = NodeStats("local", host=socket.gethostname())
+        self._lock = threading.Lock()
 
     def run(self, spec: EvaluatorSpec, worktree: Path, stage: str, *, data: Path | None,
             log_path: Path | None, jail: JailConfig, priority: Priority = Priority.TOOL) -> StageResult:
         self.slots.acquire(priority)
+        start = time.monotonic()
         try:
             return run_stage(spec, worktree, stage, python=sys.executable, data=data,
                              log_path=log_path, jail=jail)
         finally:
             self.slots.release()
+            with self._lock:
+                self._stats.evaluations += 1
+                self._stats.busy_s += time.monotonic() - start
+
+    def stats(self) -> dict[str, NodeStats]:
+        with self._lock:
+            return {"local": dataclasses.replace(self._stats)}
 
     def close(self) -> None:
         pass

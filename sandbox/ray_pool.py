@@ -40,7 +40,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from sandbox.evaluate import EvaluatorSpec, StageResult, run_stage
 from sandbox.jail import JailConfig, JailError, check_backend
-from sandbox.pool import Priority, Slots
+from sandbox.pool import NodeStats, Priority, Slots
 
 MAX_RETRIES = 2
 """Runs of one evaluation beyond the first when its node or worker is lost."""
@@ -68,22 +68,6 @@ class Retry:
 
     def fields(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass
-class NodeStats:
-    """What one node did for this run."""
-
-    node: str
-    address: str = ""
-    host: str = ""
-    evaluations: int = 0
-    busy_s: float = 0.0
-    """Seconds it spent on evaluations (unpacking, the candidate's files, the evaluator)."""
-    lost: int = 0
-    """Evaluations lost with this node or one of its workers."""
-    jail: str = ""
-    """'ok' once it ran an evaluation under the head's jail; else why it cannot."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def test_four_episodes_share_two_evaluator_slots_and_identical_trees_run_once(tm
     assert committed and committed <= scored
     calls = [tuple(c) for c in state["calls"]]
     assert len(calls) == len(set(calls)), "a stage ran twice on the same code"
+    (used,) = of_type(evs, "evaluators")
+    assert list(used["nodes"]) == ["local"] and used["nodes"]["local"]["evaluations"] == len(calls)
     assert len(of_type(evs, "episode_started")) == 4
 
 

@@ -224,6 +224,10 @@ def test_a_run_on_the_cluster_scores_what_a_local_run_scores(cluster, tmp_path):
     assert len(found["local"]) >= 2  # the baseline and at least one improvement
     assert found["ray"] == found["local"]
     assert unpacked_evaluators(cluster, "head") and unpacked_evaluators(cluster, "second")
+    (used,) = of_type(events(only_session(tmp_path / "ray")), "evaluators")  # per node, at the end
+    assert len(used["nodes"]) == 2 and all(st["evaluations"] >= 1 for st in used["nodes"].values())
+    (here,) = of_type(events(only_session(tmp_path / "local")), "evaluators")
+    assert list(here["nodes"]) == ["local"]
 
 
 def slow_copy(tmp_path: Path) -> Path:

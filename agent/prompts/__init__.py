@@ -88,11 +88,13 @@ def _lines(data: bytes) -> list[str]:
 def episode_messages(*, task_name: str, brief: str, editable: list[str], stages: list[str],
                      direction: str, parent: Any, baseline: Any, best: Any,
                      inspirations: list[Any], failures: list[Any], budget_left: int,
-                     diffs: Diffs, notes: list[str] = ()) -> list[dict]:
-    """An episode's opening messages: the system prompt and the task, parent and examples."""
-    system = render("system.j2", editable=editable, stages=stages, direction=direction)
+                     diffs: Diffs, notes: list[str] = (), regions: list[str] = ()) -> list[dict]:
+    """An episode's opening messages: the system prompt and the task, parent and examples.
+    `regions`: the task's files where only the text between EVOLVE-BLOCK markers may change."""
+    system = render("system.j2", editable=editable, stages=stages, direction=direction,
+                    regions=list(regions))
     user = render("episode.j2", task_name=task_name, brief=brief, parent=parent,
                   baseline=baseline, best=best, inspirations=inspirations,
                   diffs={c.commit: diffs(parent.commit, c.commit) for c in inspirations},
-                  failures=failures, budget_left=budget_left, notes=notes)
+                  failures=failures, budget_left=budget_left, notes=notes, regions=list(regions))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

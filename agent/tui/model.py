@@ -24,6 +24,7 @@ from agent.events import (
     EpisodeFinished,
     EpisodeStarted,
     Error,
+    Evaluators,
     Event,
     EventLog,
     ModelRetry,
@@ -377,6 +378,9 @@ def describe(ev: Event | RawEvent) -> tuple[str, str] | None:
         case ModelRetry():
             text = f"e{ev.episode} {ev.model} attempt {ev.attempt} in {ev.delay_s:.0f}s: {ev.error}"
             style = "yellow"
+        case Evaluators():
+            text = "; ".join(f"{node[:12]} {st.get('evaluations', 0)} in {st.get('busy_s', 0.0):.1f} s"
+                             for node, st in ev.nodes.items())
         case Steered():
             facts = [ev.text, short(ev.commit), "" if ev.episode is None else f"e{ev.episode}",
                      f"+{ev.amount}" if ev.amount else ""]
