@@ -154,6 +154,10 @@ class Sandbox(_Table):
     env: Annotated[list[NonEmpty], AfterValidator(_no_secrets), Fix('e.g. env = ["OMP_NUM_THREADS"]')] \
         = Field(default_factory=list)
     """Environment variables passed through to the evaluator (never secrets)."""
+    cpus: Annotated[float, Field(gt=0), Fix("e.g. cpus = 2", "{value} is not a positive number")] = 1.0
+    """CPUs one evaluation needs (the ray backend requests them per evaluation)."""
+    gpus: Annotated[float, Field(ge=0), Fix("e.g. gpus = 1", "{value} is not a number >= 0")] = 0.0
+    """GPUs one evaluation needs: with the ray backend, evaluations go to nodes that have them."""
 
 
 class TaskFile(_Table):
@@ -241,7 +245,7 @@ def _validate(task_dir: Path, path: Path, raw: dict) -> Task:
                          thresholds=dict(ev.thresholds), test_stage=ev.test_stage,
                          extra_stages=list(ev.extra_stages), timeout_s=ev.timeout_s,
                          direction=ev.direction, memory_mb=sb.memory_mb, network=sb.network,
-                         sandbox=sb.backend, image=sb.image, env=list(sb.env))
+                         sandbox=sb.backend, image=sb.image, env=list(sb.env), cpus=sb.cpus, gpus=sb.gpus)
     return Task(name=doc.name, dir=task_dir, brief=brief_text, source=source, ref=doc.repo.ref,
                 editable=list(doc.repo.editable), evaluator=spec, allow_run=sb.allow_run,
                 requires=list(doc.requires), regions=list(doc.repo.regions))

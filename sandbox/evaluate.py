@@ -47,6 +47,8 @@ class EvaluatorSpec:
     network: bool = False
     sandbox: str = "auto"  # jail backend for candidate code: auto, bwrap, docker, process
     image: str = ""  # docker image ("" = the one the project builds)
+    cpus: float = 1.0  # what one evaluation needs: a Ray backend requests it per evaluation
+    gpus: float = 0.0
     env: list[str] = field(default_factory=list)  # variables passed through to the evaluator
 
     def jail(self, backend: str | None = None) -> JailConfig:

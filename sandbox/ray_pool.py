@@ -139,7 +139,7 @@ class RayPool:
         self._slots.acquire(priority)
         try:
             while True:
-                node = self._place(memory, jail.backend, avoid)
+                node = self._place(memory, jail.backend, avoid, spec.cpus, spec.gpus)
                 if isinstance(node, StageResult):
                     return dataclasses.replace(node, stage=stage)
                 try:
@@ -198,12 +198,13 @@ class RayPool:
                 self._nodes = (time.monotonic(), nodes)
             return nodes
 
-    def _place(self, memory: int, backend: str, avoid: set[str]) -> str | StageResult:
+    def _place(self, memory: int, backend: str, avoid: set[str], cpus: float = 1.0,
+               gpus: float = 0.0) -> str | StageResult:
         """The least busy node able to run the evaluation (fewest in flight per CPU, then fewest
         started), preferring those not in `avoid`; a failed StageResult when no node can."""
         nodes = self._alive()
-        fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= 1
-                and n["Resources"].get("memory", 0) >= memory]
+        fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus
+                and n["Resources"].get("memory", 0) >= memory and n["Resources"].get("GPU", 0) >= gpus]
         with self._lock:
             usable = [n for n in fits if n["NodeID"] not in self._lost_nodes
                       and (n["NodeID"], backend) not in self._no_jail]
@@ -215,10 +216,11 @@ class RayPool:
                              f"chose ({why})")
                     return StageResult("", None, False, error=error, feedback=error)
                 if nodes and not fits:
-                    error = (f"no node of the Ray cluster has 1 CPU and {memory >> 20} MiB of "
-                             f"memory (the task's memory_mb) for an evaluation: "
+                    error = (f"no node of the Ray cluster has {cpus:g} CPU, {gpus:g} GPU and {memory >> 20} "
+                             f"MiB of memory (the task's cpus, gpus and memory_mb) for an evaluation: "
                              + ", ".join(f"{n['NodeID'][:12]}: {n['Resources'].get('CPU', 0):g} "
-                                         f"CPU, {int(n['Resources'].get('memory', 0)) >> 20} MiB"
+                                         f"CPU, {n['Resources'].get('GPU', 0):g} GPU, "
+                                         f"{int(n['Resources'].get('memory', 0)) >> 20} MiB"
                                          for n in nodes))
                     return StageResult("", None, False, error=error, feedback=error)
                 raise EvaluationLost("no node of the Ray cluster is alive to run evaluations" if not fits
@@ -235,7 +237,8 @@ class RayPool:
     def _attempt(self, node: str, memory: int, spec: EvaluatorSpec, stage: str, jail: JailConfig,
                  evaluator: Bundle, files: bytes, data: Bundle | None) -> dict:
         """One run of the evaluation on `node` (soft affinity: elsewhere if it died meanwhile)."""
-        options = {"num_cpus": 1, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
+        options = {"num_cpus": spec.cpus, "num_gpus": spec.gpus,
+                   "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
         if memory:
             options["memory"] = memory
         try:

@@ -9,6 +9,7 @@ kill test comes last: it takes the second node down for good.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -180,6 +181,19 @@ def test_evaluations_run_on_both_nodes_with_the_local_result(cluster, tmp_path):
     assert all(s.busy_s > 0 and s.jail == "ok" for s in stats.values())
     assert len(unpacked_evaluators(cluster, "head")) == 1
     assert len(unpacked_evaluators(cluster, "second")) == 1
+
+
+def test_a_task_that_needs_a_gpu_is_told_no_node_has_one(cluster, tmp_path):
+    task = Task.load(BIN_PACKING)
+    spec = dataclasses.replace(task.evaluator, gpus=1.0)  # as `gpus = 1` in task.toml's [sandbox]
+    pool = RayPool(address=cluster.address, slots=1)
+    try:
+        result = pool.run(spec, BIN_PACKING / "repo", "quick", data=None, jail=spec.jail(),
+                          log_path=tmp_path / "g" / "quick.log", priority=Priority.COMMIT)
+    finally:
+        pool.close()
+    assert not result.valid and result.stage == "quick"
+    assert "1 GPU" in result.error and "0 GPU" in result.error  # what was asked, what each node has
 
 
 def test_the_data_folder_travels_and_the_candidates_git_does_not(cluster, tmp_path):

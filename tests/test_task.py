@@ -381,3 +381,16 @@ def test_problems_in_one_table_do_not_hide_those_of_another(tmp_path):
 def test_description_is_a_known_field(tmp_path):
     task = Task.load(broken(tmp_path, 'name = "toy"', 'name = "toy"\ndescription = "A toy."'))
     assert task.name == "toy"
+
+
+def test_sandbox_cpus_and_gpus_reach_the_evaluator_spec(tmp_path):
+    from fixtures.helpers import toy_task
+
+    task = toy_task(tmp_path)
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace("[sandbox]\n", "[sandbox]\ncpus = 2\ngpus = 1\n"))
+    spec = Task.load(task).evaluator
+    assert (spec.cpus, spec.gpus) == (2.0, 1.0)
+    toml.write_text(toml.read_text().replace("gpus = 1", "gpus = -1"))
+    with pytest.raises(TaskError, match="gpus"):
+        Task.load(task)
