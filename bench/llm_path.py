@@ -45,7 +45,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+from overhead import make_task as bench_task  # noqa: E402
 
 from fakes import call, reply  # noqa: E402
 from fakes.openai_server import FakeOpenAI  # noqa: E402
@@ -67,22 +69,6 @@ EVALUATOR = textwrap.dedent('''\
 
 
 # -- the fake API, in a child process -------------------------------------------------------
-class CountingOpenAI(FakeOpenAI):
-    """The fake, counting the TCP connections its clients opened."""
-
-    def __init__(self, script):
-        super().__init__(script)
-        self.connections = 0
-        serve = self.httpd.process_request
-
-        def counted(request, address):
-            with self.lock:
-                self.connections += 1
-            serve(request, address)
-
-        self.httpd.process_request = counted
-
-
 def serve(kind: str, n: int) -> None:
     """Serve n distinct replies until stdin closes; then print the connection count."""
     if kind == "adrs":
@@ -92,7 +78,7 @@ def serve(kind: str, n: int) -> None:
     else:
         script = [reply(f"```python\nA = {i + 1}\n```", input=2000, output=60)
                   for i in range(n)]
-    server = CountingOpenAI(script).start()
+    server = FakeOpenAI(script).start()
     print(server.url, flush=True)
     sys.stdin.read()
     print(json.dumps({"connections": server.connections, "requests": len(server.requests)}),
@@ -127,23 +113,6 @@ def figures(ends: list[float], walls: list[float]) -> dict:
             "median_ms": round(statistics.median(per), 2),
             "mean_ms": round(statistics.mean(per), 2),
             "eval_ms_median": round(statistics.median(walls[1:]) * 1000, 2)}
-
-
-def make_task(root: Path) -> Path:
-    task = root / "task"
-    (task / "repo" / "pkg").mkdir(parents=True)
-    (task / "evaluator").mkdir()
-    (task / "repo" / "pkg" / "__init__.py").write_text("")
-    (task / "repo" / "pkg" / "policy.py").write_text("A = 0\n")
-    (task / "evaluator" / "evaluate.py").write_text(EVALUATOR)
-    (task / "README.md").write_text("Raise the score.\n")
-    (task / "task.toml").write_text(
-        'name = "bench"\nbrief = "README.md"\n[repo]\nsource = "repo"\n'
-        'editable = ["pkg/**/*.py"]\n[evaluator]\n'
-        'command = ["python", "evaluate.py", "--stage", "{stage}", "--candidate", "{worktree}"]\n'
-        'cwd = "evaluator"\nstages = ["full"]\ntimeout_s = 60\ndirection = "maximize"\n'
-        '[sandbox]\nmemory_mb = 1024\nnetwork = false\n')
-    return task
 
 
 # -- ours -----------------------------------------------------------------------------------
@@ -343,7 +312,7 @@ def main() -> None:
           "without site, i.e. without the editable install's finder)")
     with tempfile.TemporaryDirectory(prefix="adrs-llm-path-") as tmp:
         root = Path(tmp)
-        task_dir = make_task(root)
+        task_dir = bench_task(root, EVALUATOR)
         for i, n in enumerate(args.sizes):
             runs = [("ours", lambda n=n: run_ours(root, task_dir, n))]
             if python is not None:

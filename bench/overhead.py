@@ -49,14 +49,15 @@ COMMITS_PER_EPISODE = 5
 EVALUATOR = 'print(\'{"score": 1.0, "valid": true, "metrics": {}, "feedback": "ok"}\')\n'
 
 
-def make_task(root: Path) -> Path:
+def make_task(root: Path, evaluator: str = EVALUATOR) -> Path:
+    """A one-stage task whose evaluator is `evaluator` (by default one that returns at once)."""
     task = root / "task"
     (task / "repo" / "pkg").mkdir(parents=True)
     (task / "evaluator").mkdir()
     (task / "repo" / "pkg" / "__init__.py").write_text("")
     (task / "repo" / "pkg" / "policy.py").write_text("A = 0\n")
-    (task / "evaluator" / "evaluate.py").write_text(EVALUATOR)
-    (task / "README.md").write_text("trivial\n")
+    (task / "evaluator" / "evaluate.py").write_text(evaluator)
+    (task / "README.md").write_text("Raise the score.\n")
     (task / "task.toml").write_text(
         'name = "bench"\nbrief = "README.md"\n[repo]\nsource = "repo"\n'
         'editable = ["pkg/**/*.py"]\n[evaluator]\n'

@@ -16,22 +16,6 @@ from fakes.openai_server import FakeOpenAI
 from fixtures.helpers import policy, toy_task
 
 
-class Counting(FakeOpenAI):
-    """The fake, counting the TCP connections its clients opened."""
-
-    def __init__(self, script):
-        super().__init__(script)
-        self.connections = 0
-        serve = self.httpd.process_request
-
-        def counted(request, address):
-            with self.lock:
-                self.connections += 1
-            serve(request, address)
-
-        self.httpd.process_request = counted
-
-
 @pytest.fixture(autouse=True)
 def no_openai_env(monkeypatch):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
@@ -57,7 +41,7 @@ def test_a_runs_episodes_share_one_client_and_its_connections(tmp_path, workers)
                     call("commit", message=f"a = {i}.5"), call("finish", summary="done"))
               for i in range(episodes)]
     before = clients.count()
-    with Counting(script) as server:
+    with FakeOpenAI(script) as server:
         session = run(tmp_path, server, episodes, workers)
     assert len(server.requests) == episodes and server.left == 0
     assert clients.count() == before + 1
@@ -75,7 +59,7 @@ def test_what_an_episode_left_in_its_worktree_does_not_reach_the_next(tmp_path):
               reply("", call("read_file", path="pkg/policy.py"),
                     call("list_files", path="pkg")),
               reply("", call("finish", summary="read it"))]
-    with Counting(script) as server:
+    with FakeOpenAI(script) as server:
         run(tmp_path, server, budget=1, max_episodes=2)
     seen = "\n".join(m["content"] for m in server.requests[-1]["body"]["messages"]
                      if m["role"] == "tool")

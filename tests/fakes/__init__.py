@@ -111,6 +111,13 @@ class FakeServer:
             def do_POST(self) -> None:  # noqa: N802
                 server._handle(self)
 
+            def setup(self) -> None:  # one per TCP connection a client opened
+                with server.lock:
+                    server.connections += 1
+                super().setup()
+
+        self.connections = 0
+        """TCP connections clients opened (a client kept for the run reuses one)."""
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
