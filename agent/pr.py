@@ -30,6 +30,7 @@ from git.remote import PushInfo
 from gitdb.base import IStream
 
 from agent.events import EpisodeFinished, Evaluated, SessionFinished, SessionStarted, ToolCalled
+from agent.report import said
 from agent.review import Review, ReviewError, Row, resolve, review
 from agent.session import Session
 from agent.task import Task, TaskError
@@ -528,11 +529,7 @@ def _gain(cand: float | None, base: float | None, sign: float) -> str:
 
 
 def _interval(row: Row) -> str:
-    i = row.interval
-    if i is None:
-        return "no per-instance scores"
-    return (f"mean paired gain {i.mean:+.4g} [{i.low:+.4g}, {i.high:+.4g}] 95% bootstrap, "
-            f"won {i.won} / lost {i.lost} of {i.n} instances")
+    return "no per-instance scores" if row.interval is None else f"mean paired gain {said(row.interval)} instances"
 
 
 def _headline(facts: Facts) -> tuple[str, float | None, float | None]:
