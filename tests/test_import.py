@@ -86,6 +86,7 @@ def test_the_prompt_says_where_the_regions_are():
 
 
 # -- importing ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_openevolve_folder_imports_with_cascade_regions_and_its_own_score(tmp_path):
     out = tmp_path / "oe"
     proc = import_task(OE, out)
@@ -104,6 +105,7 @@ def test_openevolve_folder_imports_with_cascade_regions_and_its_own_score(tmp_pa
     assert f"baseline stage2: score {theirs.metrics['combined_score']:.6g}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_shinka_folder_imports_with_its_own_score(tmp_path):
     out = tmp_path / "se"
     proc = import_task(SE, out)
@@ -115,6 +117,7 @@ def test_shinka_folder_imports_with_its_own_score(tmp_path):
     assert "baseline full: score 0.8" in proc.stdout
 
 
+@pytest.mark.slow
 def test_leaderboard_problem_imports_as_a_solution_class(tmp_path):
     out = tmp_path / "lb"
     proc = import_task(LB, out)

@@ -35,6 +35,7 @@ def run(tmp_path, server, budget: int, workers: int = 1, **cfg) -> Session:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow
 def test_a_runs_episodes_share_one_client_and_its_connections(tmp_path, workers):
     episodes = 6
     script = [reply("", call("write_file", path="pkg/policy.py", content=policy(f"{i}.5")),

@@ -100,6 +100,7 @@ def test_slots_go_to_commits_first_then_in_order_and_never_over(tmp_path):
     assert most[0] == 1 and slots.free == 1
 
 
+@pytest.mark.slow
 def test_a_session_says_its_backend_and_slots(tmp_path):
     from agent.session import Session
 
