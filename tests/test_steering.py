@@ -81,9 +81,18 @@ def after(evs: list[dict], event: dict) -> list[dict]:
 
 
 def first_prompt(session: Path, episode: int) -> str:
-    lines = (session / "transcripts" / f"{episode}.jsonl").read_text().splitlines()
-    return next(m["message"]["content"] for m in map(json.loads, lines)
-                if m.get("message", {}).get("role") == "user")
+    """The episode's first user message, once its transcript has it (the episode_started event
+    comes first: the transcript opens once the episode's worktree is ready)."""
+    path = session / "transcripts" / f"{episode}.jsonl"
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = [m["message"]["content"] for m in map(json.loads, lines)
+                 if m.get("message", {}).get("role") == "user"]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"{path} never got the episode's prompt"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow

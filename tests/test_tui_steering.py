@@ -35,14 +35,31 @@ async def until(pilot, session: Path, what):
     raise AssertionError(f"timed out; events: {[e['type'] for e in evs][-20:]}")
 
 
+async def shows(pilot, what):
+    """Let the app poll until `what()` holds (it reads the session every 0.5 s)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not what():
+        assert time.monotonic() < deadline, "the app never caught up with the session"
+        await pilot.pause(0.1)
+
+
 def steered(evs: list[dict], command: str) -> list[dict]:
     return [e for e in of_type(evs, "steered") if e["command"] == command]
 
 
 def first_prompt(session: Path, episode: int) -> str:
-    lines = (session / "transcripts" / f"{episode}.jsonl").read_text().splitlines()
-    return next(m["message"]["content"] for m in map(json.loads, lines)
-                if m.get("message", {}).get("role") == "user")
+    """The episode's first user message, once its transcript has it (the episode_started event
+    comes first: the transcript opens once the episode's worktree is ready)."""
+    path = session / "transcripts" / f"{episode}.jsonl"
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = [m["message"]["content"] for m in map(json.loads, lines)
+                 if m.get("message", {}).get("role") == "user"]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"{path} never got the episode's prompt"
+        time.sleep(0.05)
 
 
 async def test_every_key_is_obeyed_by_a_live_runner(tmp_path):
@@ -64,13 +81,14 @@ async def test_every_key_is_obeyed_by_a_live_runner(tmp_path):
 
             # x on the running episode, then space: it ends after its turn, none starts after
             app.tabs.active = "episodes-tab"
-            await pilot.pause(0.6)
+            await shows(pilot, lambda: 0 in app.view.episodes and app.table.row_count > 0
+                        and app.view.header.baseline in app.nodes)
             app.table.move_cursor(row=app.table.get_row_index("0"))
             await pilot.press("x", "space")
             evs = await until(pilot, session, lambda evs: steered(evs, "pause") and of_type(evs, "episode_finished"))
             assert steered(evs, "stop_episode")[0]["episode"] == 0
             assert of_type(evs, "episode_finished")[0]["reason"] == "stopped"
-            assert "paused" in str(app.money.render())
+            await shows(pilot, lambda: "paused" in str(app.money.render()))
 
             # paused: pin the baseline, add a note, raise the budget; nothing starts meanwhile
             app.tabs.active = "candidate"
@@ -84,8 +102,7 @@ async def test_every_key_is_obeyed_by_a_live_runner(tmp_path):
             assert steered(evs, "note")[0]["text"] == "start from the baseline"
             pause = steered(evs, "pause")[0]
             assert not of_type(evs[evs.index(pause):], "episode_started")
-            await pilot.pause(0.6)  # the app's next poll
-            assert app.view.header.budget == 20
+            await shows(pilot, lambda: app.view.header.budget == 20)
 
             # space again: the next episode starts from the pin, with the note in its prompt
             await pilot.press("space")
@@ -101,8 +118,7 @@ async def test_every_key_is_obeyed_by_a_live_runner(tmp_path):
             assert [e["command"] for e in of_type(evs, "steered")] == [
                 "stop_episode", "pause", "pin", "note", "budget", "resume", "unpin", "stop"]
             assert of_type(evs, "session_finished")[0]["reason"] == "stopped"
-            await pilot.pause(0.6)
-            assert "finished" in str(app.money.render())
+            await shows(pilot, lambda: "finished" in str(app.money.render()))
         assert runner.wait(timeout=DEADLINE_S) == 0
     finally:
         if runner.poll() is None:
