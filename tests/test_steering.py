@@ -4,7 +4,6 @@ ones that carry over (pause, notes, pin, budget) when the session is resumed."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from agent.events import EventLog, Steered
 from agent.steering import CONTROL_FILE, Command, Steering, receive, send
-from fixtures.helpers import CLI, REPO_ROOT, cli_env, events, of_type, run_cli, toy_task
+from fixtures.helpers import CLI, REPO_ROOT, cli_env, events, first_prompt, of_type, run_cli, toy_task
 
 DEADLINE_S = 240
 
@@ -78,21 +77,6 @@ def steered(evs: list[dict], command: str) -> list[dict]:
 
 def after(evs: list[dict], event: dict) -> list[dict]:
     return evs[evs.index(event) + 1:]
-
-
-def first_prompt(session: Path, episode: int) -> str:
-    """The episode's first user message, once its transcript has it (the episode_started event
-    comes first: the transcript opens once the episode's worktree is ready)."""
-    path = session / "transcripts" / f"{episode}.jsonl"
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        found = [m["message"]["content"] for m in map(json.loads, lines)
-                 if m.get("message", {}).get("role") == "user"]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"{path} never got the episode's prompt"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ in the events, the next episode's parent and its first prompt."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.tui import WatchApp
-from fixtures.helpers import CLI, REPO_ROOT, cli_env, events, of_type, toy_task
+from fixtures.helpers import CLI, REPO_ROOT, cli_env, events, first_prompt, of_type, toy_task
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 SIZE = (140, 45)
@@ -45,21 +44,6 @@ async def shows(pilot, what):
 
 def steered(evs: list[dict], command: str) -> list[dict]:
     return [e for e in of_type(evs, "steered") if e["command"] == command]
-
-
-def first_prompt(session: Path, episode: int) -> str:
-    """The episode's first user message, once its transcript has it (the episode_started event
-    comes first: the transcript opens once the episode's worktree is ready)."""
-    path = session / "transcripts" / f"{episode}.jsonl"
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        found = [m["message"]["content"] for m in map(json.loads, lines)
-                 if m.get("message", {}).get("role") == "user"]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"{path} never got the episode's prompt"
-        time.sleep(0.05)
 
 
 async def test_every_key_is_obeyed_by_a_live_runner(tmp_path):
