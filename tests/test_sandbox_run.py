@@ -22,11 +22,11 @@ from sandbox.run import RunResult, allowed_env, run
 PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
 
 SECRETS = {
-    "FOO_API_KEY": "sk-foo",
-    "GITHUB_TOKEN": "ghp_x",
-    "AWS_SECRET_ACCESS_KEY": "aws-secret",
-    "MY_PASSWORD": "hunter2",
-    "AWS_ACCESS_KEY_ID": "AKIA",
+    "FOO_API_KEY": "sk-foo-SECRET-1",
+    "GITHUB_TOKEN": "ghp_SECRET-2",
+    "AWS_SECRET_ACCESS_KEY": "aws-SECRET-3",
+    "MY_PASSWORD": "hunter2-SECRET-4",
+    "AWS_ACCESS_KEY_ID": "AKIA-SECRET-5",
 }
 
 
@@ -56,8 +56,8 @@ def test_only_allowed_variables_reach_the_command(tmp_path, monkeypatch):
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
     # secrets under harmless names: an allow-list drops them, a deny-list would not
-    monkeypatch.setenv("DB_URL", "postgres://u:pw@db/x")
-    monkeypatch.setenv("https_proxy", "http://user:pw@proxy:3128")
+    monkeypatch.setenv("DB_URL", "postgres://u:PW-SECRET-6@db/x")
+    monkeypatch.setenv("https_proxy", "http://user:PW-SECRET-7@proxy:3128")
     monkeypatch.setenv("MY_SETTING", "not declared")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     res = run([sys.executable, "-c", PRINT_ENV], tmp_path, timeout_s=60,
@@ -66,7 +66,8 @@ def test_only_allowed_variables_reach_the_command(tmp_path, monkeypatch):
     env = json.loads(res.stdout.strip().splitlines()[-1])
     for k, v in SECRETS.items():
         assert k not in env and v not in res.stdout
-    assert "pw" not in res.stdout
+    # the values are distinctive: a random temp folder name cannot contain them by chance
+    assert "SECRET" not in res.stdout and "PW-" not in res.stdout
     assert "MY_SETTING" not in env and "https_proxy" not in env
     assert env["OMP_NUM_THREADS"] == "3"  # declared by the task
     assert "DB_URL" not in env  # declared, but its name says secret
@@ -307,13 +308,13 @@ def test_jail_writes_only_its_worktree_and_tmp(tmp_path, backend):
 def test_jail_sees_no_host_files_sessions_or_processes(tmp_path, backend):
     secret = tmp_path / "heldout"
     secret.mkdir()
-    (secret / "answers.txt").write_text("42")
+    (secret / "answers.txt").write_text("HELD-OUT-ANSWER")
     here = Path(__file__).resolve().parents[1]
     res = jailed(backend, tmp_path / "wt" if (tmp_path / "wt").mkdir() is None else None,
                  f"cat {secret}/answers.txt; ls {here}/tasks; ls /work /root/.ssh; "
                  "ls /proc | grep -c '^[0-9]'; cat /proc/1/environ | tr '\\0' '\\n'; "
                  "ls /run /var/run; echo done")
-    assert "42" not in res.stdout and "cbl-multi" not in res.stdout
+    assert "HELD-OUT-ANSWER" not in res.stdout and "cbl-multi" not in res.stdout
     assert "ANTHROPIC" not in res.stdout and "done" in res.stdout
     procs = int([line for line in res.stdout.splitlines() if line.isdigit()][0])
     assert procs < 10  # its own pid namespace: only the jail's processes
