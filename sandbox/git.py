@@ -185,8 +185,12 @@ def worktree(repo: Path, path: Path, commit: str, branch: str | None = None) -> 
 
 class WorktreePool:
     """Episode worktrees kept for the run and reused: taking one resets a free worktree to
-    the parent on the new branch (every file the parent does not have is deleted here, then
-    one `git checkout -f -B`) instead of `git worktree add` and `remove` (five git processes).
+    the parent on the new branch instead of `git worktree add` and `remove` (five git
+    processes). The reset runs no process when the parent's objects are loose (the harness
+    writes its commits loose): every file the parent does not have is deleted, the parent's
+    blobs are written where the worktree differs, and HEAD and the branch ref are written;
+    otherwise the deletion is followed by one `git checkout -f -B`. The index is left as it
+    was (the Scanner reads none of it and rebuilds it when git needs it).
 
     A reset starts from nothing the agent left: the pointer file `.git` is rewritten, tracked
     files are forced back to the parent's, everything else (untracked, ignored, nested repos,
@@ -239,12 +243,20 @@ class WorktreePool:
         dot_git.write_text(f"gitdir: {wt.gitdir}\n")
         # untracked things first, links to folders included: git then writes only into
         # real folders of the worktree
-        keep = set(files_at(self.repo, commit))
+        objects = wt.common / "objects"
+        entries = loose_entries(objects, commit)
+        keep = set(entries) if entries is not None else set(files_at(self.repo, commit))
         folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in keep)
                    for i in range(1, len(parts))}
         _delete_all_but(wt.path, keep, folders)
-        wt.git(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B", branch,
-                commit])
+        if entries is None or not _write_files(wt.path, objects, entries):
+            wt.git(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B", branch,
+                    commit])
+            return
+        ref = wt.common / "refs" / "heads" / branch
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        _update_ref(ref, commit)
+        (wt.gitdir / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
 
     def _discard(self, wt: Worktree) -> None:
         (wt.gitdir / "locked").unlink(missing_ok=True)
@@ -276,6 +288,45 @@ def _delete_all_but(root: Path, keep: set[str], dirs: set[str]) -> None:
                         shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
+
+
+def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]]) -> bool:
+    """Make each file under root hold its blob (entries: path -> (mode, blob sha)), after
+    `_delete_all_but` left only real folders on the way. A file already right (same blob
+    hash and mode) is not touched; a link or folder in a file's place is replaced, never
+    followed; files are written beside their place and renamed over it. False when a blob is
+    not loose or an entry is a submodule (git has to do it)."""
+    for rel, (mode, sha) in entries.items():
+        if mode == b"160000":
+            return False
+        target = root / rel
+        if target.is_symlink():
+            if mode == b"120000" and _blob_sha(os.fsencode(os.readlink(target))) == sha:
+                continue
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        elif mode != b"120000" and target.is_file() and \
+                bool(target.stat().st_mode & 0o100) == (mode == b"100755") and \
+                _blob_sha(target.read_bytes()) == sha:
+            continue
+        obj = read_loose(objects, sha)
+        if obj is None or obj[0] != b"blob":
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".adrs-reset-{threading.get_ident()}")
+        tmp.unlink(missing_ok=True)
+        if mode == b"120000":
+            os.symlink(os.fsdecode(obj[1]), tmp)
+        else:
+            tmp.write_bytes(obj[1])
+            os.chmod(tmp, 0o755 if mode == b"100755" else 0o644)
+        os.replace(tmp, target)
+    return True
+
+
+def _blob_sha(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def bad_path(rel: str) -> str | None:
@@ -336,7 +387,7 @@ class Scanner:
         self.tracked = dict(files)  # the last commit's files
         self._stat: dict[str, tuple[int, int, str, bytes]] = {}  # size, mtime, blob, mode
         self._ignored: set[str] = set()
-        self.index_stale = False
+        self.index_stale = True  # a pooled worktree's index is the one of an earlier episode
         self._ref = wt.branch_ref()
 
     def scan(self) -> dict[str, str]:
@@ -363,7 +414,7 @@ class Scanner:
                 if not link and not entry.is_file(follow_symlinks=False):
                     continue  # a fifo, socket or device: git stores none of them
                 data = os.readlink(entry.path).encode() if link else Path(entry.path).read_bytes()
-                blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                blob = _blob_sha(data)
                 if blob != self.tracked.get(rel):
                     write_object(objects, b"blob", data)
                 mode = b"120000" if link else b"100755" if st.st_mode & 0o100 else b"100644"
@@ -372,7 +423,7 @@ class Scanner:
                 if rel not in self.tracked:
                     new.append(rel)
         if new:
-            out = self.wt.git(["check-ignore", "--stdin", "-z"], input="\0".join(new) + "\0",
+            out = self.wt.git(["check-ignore", "--no-index", "--stdin", "-z"], input="\0".join(new) + "\0",
                               check=False)
             for rel in out.split("\0"):
                 if rel:
@@ -518,10 +569,17 @@ def read_loose(objects: Path, sha: str) -> tuple[bytes, bytes] | None:
 
 def loose_files(objects: Path, commit: str) -> dict[str, str] | None:
     """{path: blob sha} of a commit whose commit and tree objects are all loose, else None."""
+    entries = loose_entries(objects, commit)
+    return None if entries is None else {path: sha for path, (_, sha) in entries.items()}
+
+
+def loose_entries(objects: Path, commit: str) -> dict[str, tuple[bytes, str]] | None:
+    """{path: (mode, blob sha)} of a commit whose commit and tree objects are all loose,
+    else None."""
     obj = read_loose(objects, commit)
     if obj is None or obj[0] != b"commit" or not obj[1].startswith(b"tree "):
         return None
-    files: dict[str, str] = {}
+    files: dict[str, tuple[bytes, str]] = {}
     stack = [(obj[1][5:45].decode(), "")]
     while stack:
         sha, prefix = stack.pop()
@@ -538,7 +596,7 @@ def loose_files(objects: Path, commit: str) -> dict[str, str] | None:
             if mode == b"40000":
                 stack.append((entry, f"{prefix}{name}/"))
             else:
-                files[prefix + name] = entry
+                files[prefix + name] = (mode, entry)
     return files
 
 

@@ -472,6 +472,67 @@ def test_a_reused_worktree_starts_clean_at_its_parent(tmp_path, session_repo):
     assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
 
 
+def _tree_on_disk(root: Path) -> dict[str, tuple[str, object]]:
+    """{path: (kind, content or link target)} of a worktree, exec bit in the kind."""
+    found: dict[str, tuple[str, object]] = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if rel == ".git" or rel.startswith(".git/"):
+            continue
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_file():
+            found[rel] = ("exec" if path.stat().st_mode & 0o100 else "file", path.read_bytes())
+    return found
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose, no git process", "packed, git"])
+def test_a_reset_to_another_parent_writes_what_git_checks_out(tmp_path, session_repo, packed):
+    """Resetting a used worktree to another commit (an executable, a link, a deeper folder)
+    leaves exactly what `git worktree add` of that commit has, whatever the agent put in
+    the tracked files' places: a link out in place of a file (the file outside is not
+    written through), an exec bit flipped, a regular file where a link was."""
+    repo, base = session_repo
+    with git.worktree(repo, tmp_path / "maker", base, branch="maker") as wt:
+        (wt.path / "pkg" / "deep" / "er").mkdir(parents=True)
+        (wt.path / "pkg" / "deep" / "er" / "x.py").write_text("X = 2\n")
+        (wt.path / "pkg" / "run.sh").write_text("#!/bin/sh\n")
+        (wt.path / "pkg" / "run.sh").chmod(0o755)
+        (wt.path / "pkg" / "link.py").symlink_to("policy.py")
+        scanner = git.Scanner(wt, git.files_at(repo, base))
+        target = scanner.commit_all(scanner.scan(), "target")
+    with git.worktree(repo, tmp_path / "oracle", target) as wt:
+        expected = _tree_on_disk(wt.path)
+    if packed:
+        sh(["git", "gc", "-q"], repo)
+        assert git.loose_entries(repo / ".git" / "objects", target) is None
+    else:
+        assert git.loose_entries(repo / ".git" / "objects", target) is not None
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me\n")
+    pool = git.WorktreePool(repo, tmp_path / "worktrees")
+    with pool.checkout(target, "adrs/0/0") as wt:
+        assert _tree_on_disk(wt.path) == expected
+        (wt.path / "pkg" / "policy.py").unlink()
+        (wt.path / "pkg" / "policy.py").symlink_to(outside)
+        (wt.path / "pkg" / "run.sh").chmod(0o644)
+        (wt.path / "pkg" / "link.py").unlink()
+        (wt.path / "pkg" / "link.py").write_text("not a link\n")
+        (wt.path / "pkg" / "deep").rename(wt.path / "pkg" / "moved")
+        (wt.path / "config.txt").write_text("def policy():\n    return 1\n")  # same size
+    with pool.checkout(target, "adrs/1/1") as wt:
+        assert _tree_on_disk(wt.path) == expected
+        assert wt.head() == target
+        assert wt.git(["symbolic-ref", "HEAD"]).strip() == "refs/heads/adrs/1/1"
+        assert git.Scanner(wt, git.files_at(repo, target)).scan() == git.files_at(repo, target)
+    with pool.checkout(base, "adrs/2/2") as wt:  # and back, dropping what base lacks
+        assert wt.head() == base and "pkg/run.sh" not in _tree_on_disk(wt.path)
+        assert git.Scanner(wt, git.files_at(repo, base)).scan() == git.files_at(repo, base)
+    assert outside.read_text() == "keep me\n"
+    assert sh(["git", "rev-parse", "adrs/1/1"], repo).strip() == target
+    pool.close()
+
+
 def test_pooled_worktrees_left_by_a_kill_are_repaired(tmp_path, session_repo):
     """A killed run never closes its pool: `repair` (resume) removes its locked worktrees,
     and git forgets them."""
