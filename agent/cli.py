@@ -21,6 +21,7 @@ from agent.models.base import ModelAuthError
 from agent.session import Session, SessionError
 from agent.task import Task, TaskError
 from sandbox.jail import JailConfig, JailError, check_backend, isolation
+from sandbox.pool import BackendError, check_backend_reachable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evolve a task's code with tool-using agents; git is the program database.")
@@ -66,6 +67,14 @@ def given_settings(ctx: typer.Context, values: dict) -> tuple[dict, dict[str, st
              if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
     return ({SETTING_OF[p]: values[p] for p in given},
             {SETTING_OF[p]: names[p] for p in given if p != "task_dir"})
+
+
+def reachable(cfg: RunConfig, label: str) -> None:
+    """One line and exit 2 when the run's evaluation backend cannot be reached."""
+    try:
+        check_backend_reachable(cfg.backend, cfg.ray_address, label)
+    except BackendError as e:
+        fail(str(e))
 
 
 def jail_for(task: Task, backend: str, code_untrusted: bool, unsafe: bool,
@@ -159,6 +168,7 @@ def solve(
         fail(str(e))
     if not sessions_dir.exists() and not sessions_dir.parent.is_dir():
         fail(f"--sessions-dir {sessions_dir}: its parent folder does not exist")
+    reachable(cfg, names.get("ray_address", "ray_address"))
     jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
                     f"code written by {', '.join(cfg.models)}")
     session = Session.create(sessions_dir, task.name, cfg, task.evaluator.cwd)
@@ -193,6 +203,7 @@ def resume(
              "stop that process first")
     cfg, _ = session.read_config()
     task = load_task(Path(cfg.task_dir))
+    reachable(cfg, "the run's ray_address")
     jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
                     f"code written by {', '.join(cfg.models)}")
     console.print(f"resuming session [bold]{session.id}[/bold]")
@@ -309,6 +320,9 @@ def review(
     sessions_dir: Path = typer.Option(Path(SESSIONS_DIR), help="Where session folders are."),
     top: int = typer.Option(10, min=1, help="How many candidates to rank and test on the held-out stage."),
     workers: int = typer.Option(2, min=1, help="Held-out evaluations run at once."),
+    backend: str | None = typer.Option(None, help="Where the held-out evaluations run: local or ray "
+                                       "(default: the run's backend, at its ray address)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster (with --backend ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the review as one JSON object."),
     md: Path | None = typer.Option(None, "--md", help="Also write a markdown report (and its plot beside it)."),
 ) -> None:
@@ -320,6 +334,8 @@ def review(
 
     if md is not None and not md.parent.is_dir():
         fail(f"--md {md}: its folder does not exist")
+    if backend not in (None, "local", "ray"):
+        fail(f"--backend {backend}: use local or ray")
     try:
         session = Session.find(sessions_dir, session_id)
         task, _ = evaluator_of(session, facts(session).task_dir)
@@ -327,7 +343,8 @@ def review(
         out = err_console if as_json else console
         jail = jail_for(task, cfg.sandbox, untrusted(cfg.models), cfg.unsafe_no_sandbox,
                         f"code written by {', '.join(cfg.models)}", out=out)
-        result = make_review(session, top=top, workers=workers, jail=jail)
+        result = make_review(session, top=top, workers=workers, jail=jail, backend=backend,
+                             ray_address=ray_address)
     except (SessionError, ReviewError) as e:
         fail(str(e))
     if as_json:

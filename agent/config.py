@@ -39,6 +39,9 @@ class ProviderConfig(BaseModel):
     """Longest backoff delay (a server's retry-after is honoured up to this)."""
     timeout_s: float = Field(300.0, gt=0)
     """Seconds one API call may take."""
+    stream: bool = True
+    """Stream replies from OpenAI(-compatible) servers (the timeout then applies to each
+    piece); false asks for one JSON reply per call. Anthropic models always stream."""
 
 
 class SearchConfig(BaseModel):

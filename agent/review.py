@@ -35,6 +35,7 @@ from agent.task import Task, TaskError
 from sandbox import git
 from sandbox.evaluate import EvaluatorSpec, StageResult
 from sandbox.jail import JailConfig
+from sandbox.pool import BackendError, check_backend_reachable, make_pool
 
 OVERFIT_RATIO = 0.5
 """A held-out gain below this share of the ranking-stage gain (or below zero) is overfitting."""
@@ -241,9 +242,11 @@ def evaluator_of(session: Session, task_dir: str) -> tuple[Task, EvaluatorSpec]:
 
 
 def held_out(session: Session, spec: EvaluatorSpec, commits: Iterable[str], jail: JailConfig,
-             data: Path | None, workers: int) -> dict[str, StageResult]:
+             data: Path | None, workers: int, backend: str = "local",
+             ray_address: str | None = None) -> dict[str, StageResult]:
     """The held-out result of each commit: from its git note when review or the run made it,
-    else run now (in parallel) and kept in the note, so that a second review runs nothing."""
+    else run now (`workers` at once, here or on the Ray cluster) and kept in the note, so that
+    a second review runs nothing."""
     results: dict[str, StageResult] = {}
     todo = []
     for commit in dict.fromkeys(commits):
@@ -257,8 +260,17 @@ def held_out(session: Session, spec: EvaluatorSpec, commits: Iterable[str], jail
     if session.runner():
         raise ReviewError(f"session {session.id} is still running: its held-out stage runs once the "
                           "run ends (review it then, or stop it with `adrs-agent watch`)")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        done = dict(zip(todo, pool.map(lambda c: heldout(session, spec, c, jail, data), todo)))
+    try:
+        check_backend_reachable(backend, ray_address, "the ray address")
+    except BackendError as e:
+        raise ReviewError(f"{e} (or review with --backend local)") from None
+    evaluators = make_pool(backend, workers, ray_address)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+            done = dict(zip(todo, threads.map(
+                lambda c: heldout(session, spec, c, evaluators, jail, data), todo)))
+    finally:
+        evaluators.close()
     notes = git.NotesQueue(session.repo)  # one writer: concurrent `git notes add` drops notes
     for commit, result in done.items():
         note = git.read_note(session.repo, commit) or {}
@@ -370,8 +382,10 @@ def row(rank: int, c: Scored, base: Scored, f: Facts, test: StageResult | None,
 
 
 def review(session: Session, *, top: int = 10, workers: int = 2, include: tuple[str, ...] = (),
-           jail: JailConfig | None = None, data: Path | None = None) -> Review:
-    """Rank, test on the held-out stage (once; cached in the notes), pair, flag and count."""
+           jail: JailConfig | None = None, data: Path | None = None, backend: str | None = None,
+           ray_address: str | None = None) -> Review:
+    """Rank, test on the held-out stage (once; cached in the notes), pair, flag and count.
+    The held-out evaluations run on `backend` (default: the run's, at its ray_address)."""
     f = facts(session)
     by_commit = {c.commit: c for c in f.scored}
     if f.baseline not in by_commit:
@@ -385,7 +399,10 @@ def review(session: Session, *, top: int = 10, workers: int = 2, include: tuple[
         cfg, _ = session.read_config()
         jail = jail or spec.jail(cfg.sandbox if cfg.sandbox != "auto" else None)
         data = data or (Path(cfg.data_dir) if cfg.data_dir else None)
-        tests = held_out(session, spec, [base.commit] + [c.commit for c in chosen], jail, data, workers)
+        if backend is None:
+            backend, ray_address = cfg.backend, ray_address or cfg.ray_address
+        tests = held_out(session, spec, [base.commit] + [c.commit for c in chosen], jail, data, workers,
+                         backend, ray_address)
     base_test = tests.get(base.commit)
     base_row = row(0, base, base, f, base_test, base_test)
     rows = []

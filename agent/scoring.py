@@ -3,7 +3,6 @@ program database's record of the result. One writer of all four, so that they ag
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from agent.events import CandidateScored, CandidateTested, Evaluated, Event, Mig
 from agent.programs import Candidate, ProgramDB, code_shape
 from agent.session import Session
 from sandbox import git
-from sandbox.evaluate import EvalCache, EvaluatorSpec, StageResult, run_cascade, run_stage
+from sandbox.evaluate import EvalCache, EvaluatorSpec, StageResult, run_cascade
 from sandbox.jail import JailConfig
 from sandbox.pool import Evaluations, LocalPool, Priority
 
@@ -24,14 +23,15 @@ def note(cand: Candidate, stages: list[dict]) -> dict:
     return {"candidate": cand.to_dict(), "stages": stages}
 
 
-def heldout(session: Session, spec: EvaluatorSpec, commit: str, jail: JailConfig,
-            data: Path | None) -> StageResult:
-    """The held-out stage on one commit, in a worktree of its own; its log goes to
-    sessions/<id>/heldout/, which no agent's tools can read."""
+def heldout(session: Session, spec: EvaluatorSpec, commit: str, pool: Evaluations,
+            jail: JailConfig, data: Path | None) -> StageResult:
+    """The held-out stage on one commit, in a worktree of its own, on the run's evaluators
+    (a Ray cluster's nodes too); its log goes to sessions/<id>/heldout/, which no agent's
+    tools can read."""
     with git.worktree(session.repo, session.worktrees / f"test-{commit[:10]}", commit) as wt:
         log = session.heldout_logs / commit[:10] / f"{spec.test_stage}.log"
-        return run_stage(spec, wt.path, spec.test_stage, python=sys.executable, data=data,
-                         log_path=log, jail=jail)
+        return pool.run(spec, wt.path, spec.test_stage, data=data, log_path=log, jail=jail,
+                        priority=Priority.COMMIT)
 
 
 @dataclass
@@ -129,7 +129,8 @@ class Scorer:
             if cand.test_score is not None:
                 continue
             self.notes.flush()  # its note is read and extended below
-            result = heldout(self.session, self.spec, cand.commit, self.jail, self.data)
+            result = heldout(self.session, self.spec, cand.commit, self.pool, self.jail,
+                             self.data)
             cand.test_score = result.score
             extended = git.read_note(self.session.repo, cand.commit) or {}
             extended["test"] = result.to_dict()

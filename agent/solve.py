@@ -50,6 +50,7 @@ from sandbox.jail import JailConfig
 from sandbox.pool import make_pool
 
 POLL_S = 0.2
+TOTALS_EVERY_S = 1.0  # session.toml's running totals are rewritten at most this often
 """How often the scheduler looks at control.jsonl while episodes run or the run is paused."""
 
 
@@ -82,6 +83,7 @@ class Solver:
         self.worktrees = git.WorktreePool(session.repo, session.worktrees)  # reused by episodes
         self.episodes_started = 0
         self.started = time.monotonic()
+        self._totals_at = 0.0
         self.stop_reason = ""
         self.stopping = False  # set when running episodes must end after their current turn
         self.steering = Steering()  # the researcher's commands so far (agent/steering.py)
@@ -172,12 +174,12 @@ class Solver:
         self.emit(Evaluators(nodes={node: dataclasses.asdict(st) for node, st in self.scorer.pool.stats().items()}))
         self.scorer.pool.close()
         self._finish(best)
-        self.save_totals()
         return best
 
     def _finish(self, best: Candidate | None) -> None:
         self.worktrees.close()
         self.scorer.notes.flush()
+        self.save_totals(force=True)
         self.emit(SessionFinished(reason=self.stop_reason, best=best.commit if best else None,
                                   best_score=best.score if best else None,
                                   candidates=self.candidates_used, episodes=self.episodes_started,
@@ -278,8 +280,14 @@ class Solver:
         if turn.usage.cost_usd or turn.usage.input_tokens:
             self.emit(Budget(episode=n, model=spec, turn_usage=vars(turn.usage), cost_usd=total))
 
-    def save_totals(self) -> None:
+    def save_totals(self, force: bool = False) -> None:
+        """Write the running totals to session.toml: at the end (force), else at most every
+        TOTALS_EVERY_S (the events hold every figure; this is for a glance at the file)."""
+        now = time.monotonic()
+        if not force and now - self._totals_at < TOTALS_EVERY_S:
+            return
         with self.lock:
+            self._totals_at = now
             totals = {**vars(self.usage), "candidates": self.candidates_used,
                       "episodes": self.episodes_started}
             self.session.write_config(self.cfg, self.task.name, totals=totals)

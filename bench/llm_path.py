@@ -8,6 +8,8 @@ fake Chat Completions server on 127.0.0.1 (tests/fakes, in a child process, as a
 is), one model call per candidate:
 - adrs-agent: `Solver` in-process with `openai/bench@URL`, one worker; each reply is ONE turn
   calling write_file (pkg/policy.py, `A = <n>`, distinct per candidate), commit, finish.
+  Twice: streamed (`ours`, the default) and with `provider.stream = false` (`ours_json`: one
+  JSON reply per call, as OpenEvolve asks for its replies).
 - OpenEvolve: `openevolve.run_evolution`-style controller on the same program as one file,
   full rewrites (each reply a ```python block, `A = <n>`), one evaluation worker; its
   defaults otherwise (checkpoints every 100, 5 islands, in-memory database).
@@ -116,7 +118,7 @@ def figures(ends: list[float], walls: list[float]) -> dict:
 
 
 # -- ours -----------------------------------------------------------------------------------
-def solver(root: Path, task_dir: Path, url: str, n: int):
+def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True):
     from agent.config import RunConfig
     from agent.session import Session
     from agent.solve import Solver
@@ -124,17 +126,18 @@ def solver(root: Path, task_dir: Path, url: str, n: int):
 
     task = Task.load(task_dir)
     cfg = RunConfig(task_dir=str(task_dir), models=[f"openai/bench@{url}"], budget=n,
-                    workers=1, test_at_end=False, seed=0)
+                    workers=1, test_at_end=False, seed=0, provider={"stream": stream})
     session = Session.create(root / "sessions", task.name, cfg, task.evaluator.cwd)
     s = Solver(session, task, cfg)
     s.start()
     return s, session
 
 
-def run_ours(root: Path, task_dir: Path, n: int) -> dict:
+def run_ours(root: Path, task_dir: Path, n: int, stream: bool = True) -> dict:
     fake = Fake("adrs", n + SPARE_REPLIES)
     try:
-        s, session = solver(root / f"ours-{n}", task_dir, fake.url, n)
+        s, session = solver(root / f"ours-{n}-{'sse' if stream else 'json'}", task_dir,
+                            fake.url, n, stream)
         t = time.perf_counter()
         s.run()
         wall = time.perf_counter() - t
@@ -306,7 +309,7 @@ def main() -> None:
                                                                 not args.no_install)
     if not args.no_openevolve and python is None:
         print(f"OpenEvolve: not available ({OPENEVOLVE} could not be installed); ours only")
-    result: dict = {"ours": {}, "openevolve": {}}
+    result: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
     startup = {flags: python_start_ms([sys.executable, *flags.split()]) for flags in ("", "-S")}
     print(f"evaluator interpreter start-up: {startup['']:.1f} ms ({startup['-S']:.1f} ms "
           "without site, i.e. without the editable install's finder)")
@@ -314,7 +317,8 @@ def main() -> None:
         root = Path(tmp)
         task_dir = bench_task(root, EVALUATOR)
         for i, n in enumerate(args.sizes):
-            runs = [("ours", lambda n=n: run_ours(root, task_dir, n))]
+            runs = [("ours", lambda n=n: run_ours(root, task_dir, n)),
+                    ("ours_json", lambda n=n: run_ours(root, task_dir, n, stream=False))]
             if python is not None:
                 runs.append(("openevolve", lambda n=n: run_openevolve(root, task_dir, python, n)))
             for name, fn in (runs if i % 2 == 0 else runs[::-1]):  # ABBA
@@ -326,13 +330,15 @@ def main() -> None:
             print(profile_ours(root, task_dir, args.profile))
     summary: dict = {}
     for n in map(str, args.sizes):
-        ours, theirs = result["ours"][n], result["openevolve"].get(n)
+        ours, json_, theirs = result["ours"][n], result["ours_json"][n], result["openevolve"].get(n)
         summary[f"ours_ms_median_{n}"] = ours["median_ms"]
         summary[f"ours_ms_last100_{n}"] = ours["last100_ms"]
+        summary[f"ours_json_ms_median_{n}"] = json_["median_ms"]
         if theirs:
             summary[f"openevolve_ms_median_{n}"] = theirs["median_ms"]
             summary[f"openevolve_ms_last100_{n}"] = theirs["last100_ms"]
             summary[f"ratio_median_{n}"] = round(ours["median_ms"] / theirs["median_ms"], 3)
+            summary[f"ratio_json_median_{n}"] = round(json_["median_ms"] / theirs["median_ms"], 3)
     big, small = max(args.sizes), min(args.sizes)
     if big != small:
         summary["ours_flatness_last100_vs_first100"] = round(

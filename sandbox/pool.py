@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import importlib.util
 import itertools
 import os
 import socket
@@ -116,6 +117,30 @@ class LocalPool:
 
     def close(self) -> None:
         pass
+
+
+class BackendError(RuntimeError):
+    """The evaluation backend cannot be used as set; the message is one line."""
+
+
+def check_backend_reachable(backend: str, address: str | None, label: str = "--ray-address",
+                            timeout_s: float = 5.0) -> None:
+    """Fail fast, before a run starts, where `make_pool` would fail or wait for minutes: Ray
+    not installed, or nothing listening at the cluster's address (Ray retries it for ever)."""
+    if backend != "ray":
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise BackendError("the ray backend needs Ray: pip install -e '.[ray]'")
+    if not address or address == "auto":
+        return  # none: a local Ray is started; auto: the one `ray start` made here
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BackendError(f"{label} {address}: expected HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise BackendError(f"{label} {address}: nothing answers there ({e.strerror or e}); start "
+                           "the cluster with `ray start --head` or give its address") from None
 
 
 def make_pool(backend: str, slots: int, address: str | None = None) -> Evaluations:

@@ -3,7 +3,9 @@
 Only evaluations travel; git, the program database, notes, episodes and events stay on the head.
 - The evaluator folder (the session's sealed copy) and the data folder go to the object store
   once per run, as tarballs; a node fetches and unpacks each once, into a folder named by its
-  digest (`<tmp>/adrs-ray-<uid>/<digest>`), and reuses it for every later evaluation.
+  digest (`<tmp>/adrs-ray-<uid>/<digest>`), and reuses it for every later evaluation. An
+  evaluation holds a shared lock on the folder while it runs; `close` removes the run's folders
+  from every alive node, except one another run's evaluation holds at that moment.
 - Each evaluation ships the candidate's files (the worktree without `.git`: no repo, no git
   config, no hooks), runs `sandbox.evaluate.run_stage` on the node under the head's jail
   backend, and returns the stage's record and its log text; the head writes the log.
@@ -19,18 +21,20 @@ runs on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
 import io
 import os
+import shutil
 import socket
 import sys
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +119,8 @@ class RayPool:
     _lost_nodes: set[str] = field(default_factory=set, init=False, repr=False)
     _no_jail: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)
     _nodes: tuple[float, list[dict]] = field(default=(0.0, []), init=False, repr=False)
+    forgotten: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    """After `close`: per node, the bundle digests it removed (or why it could not)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -180,7 +186,19 @@ class RayPool:
                     self._no_jail[(node, jail.backend)] = report[node]
         return report
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Remove this run's unpacked bundles from every alive node, then leave the cluster
+        (when this pool joined it). `forgotten` says what each node removed."""
+        digests = [b.digest for b in self._bundles.values()]
+        if digests and ray.is_initialized():
+            forget = ray.remote(num_cpus=0, max_retries=0)(forget_bundles)
+            refs = {n["NodeID"]: forget.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False)).remote(digests) for n in self._alive()}
+            for node, ref in refs.items():
+                try:
+                    self.forgotten[node] = ray.get(ref, timeout=timeout_s)
+                except (RayError, TimeoutError) as e:  # a node gone meanwhile keeps its copy
+                    self.forgotten[node] = [f"not cleaned: {first_line(e)}"]
         if self._connected_here and ray.is_initialized():
             ray.shutdown()
 
@@ -304,21 +322,44 @@ def unpack(blob: bytes, dest: Path) -> None:
         tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 
 
-def unpacked(bundle: Bundle) -> Path:
+@contextlib.contextmanager
+def unpacked(bundle: Bundle) -> Iterator[Path]:
     """The bundle's folder on this node, fetched and unpacked by the first task that needs it
-    (a file lock keeps the node's other workers waiting meanwhile)."""
+    (under an exclusive lock), then held with a shared lock for the block, so that
+    `forget_bundles` never removes it under a running evaluation."""
     root = cache_root()
     dest = root / bundle.digest
-    if dest.is_dir():
-        return dest
-    with open(root / f"{bundle.digest}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not dest.is_dir():
-            part = Path(tempfile.mkdtemp(prefix=f"{bundle.digest}.part-", dir=root))
-            unpack(ray.get(bundle.ref[0]), part)
-            part.chmod(0o755)
-            part.rename(dest)
-    return dest
+    with open(root / f"{bundle.digest}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        while not dest.is_dir():
+            fcntl.flock(lock, fcntl.LOCK_EX)  # not atomic: another may unpack first
+            if not dest.is_dir():
+                part = Path(tempfile.mkdtemp(prefix=f"{bundle.digest}.part-", dir=root))
+                unpack(ray.get(bundle.ref[0]), part)
+                part.chmod(0o755)
+                part.rename(dest)
+            fcntl.flock(lock, fcntl.LOCK_SH)  # not atomic either: look again
+        yield dest
+
+
+def forget_bundles(digests: list[str]) -> list[str]:
+    """A Ray task: remove these bundles' folders (and half-unpacked parts) from this node,
+    skipping any an evaluation holds now; the digests removed."""
+    root = cache_root()
+    removed = []
+    for digest in digests:
+        lock_path = root / f"{digest}.lock"
+        if not lock_path.exists():
+            continue
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another run's evaluation is using it: that run removes it
+            for path in [root / digest, *root.glob(f"{digest}.part-*")]:
+                shutil.rmtree(path, ignore_errors=True)
+            removed.append(digest)
+    return removed
 
 
 def node_jail(jail: JailConfig) -> JailConfig:
@@ -347,9 +388,9 @@ def evaluate_on_node(spec: EvaluatorSpec, stage: str, jail: JailConfig, evaluato
         check_backend(jail)
     except JailError as e:
         return {**done, "cannot_jail": str(e), "busy_s": time.monotonic() - started}
-    here = dataclasses.replace(spec, cwd=unpacked(evaluator))
-    data_dir = unpacked(data) if data else None
-    with tempfile.TemporaryDirectory(prefix="adrs-candidate-") as box:
+    with contextlib.ExitStack() as held, tempfile.TemporaryDirectory(prefix="adrs-candidate-") as box:
+        here = dataclasses.replace(spec, cwd=held.enter_context(unpacked(evaluator)))
+        data_dir = held.enter_context(unpacked(data)) if data else None
         worktree = Path(box) / "worktree"
         unpack(files, worktree)
         Path(box).chmod(0o755)  # the jails' uid reads the candidate's files, as in a worktree

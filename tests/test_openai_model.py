@@ -9,6 +9,7 @@ import os
 import pytest
 
 import tools
+from agent import config
 from agent.config import ProviderConfig, RunConfig
 from agent.models import make_model
 from agent.models.base import ModelAuthError, ModelError, Usage
@@ -198,6 +199,18 @@ def test_local_server_needs_no_key(server):
     assert m.complete([USER], []).text == "local"
     assert server.requests[0]["headers"]["authorization"] == "Bearer not-needed"
     assert server.requests[0]["body"]["model"] == "qwen3"
+
+
+def test_set_provider_stream_false_asks_for_one_json_reply(server):
+    """`--set provider.stream=false` (a server that streams badly, or a bench against a peer
+    that does not stream): the request has no `stream`, and the reply still becomes a turn."""
+    server.add(reply("whole", call("read_file", path="a.py")), reply("streamed"))
+    cfg = config.load({"task_dir": "."}, sets=["provider.stream=false"])
+    turn = make_model(f"openai/qwen3@{server.url}", cfg, 0).complete([USER], tools.schemas())
+    assert turn.text == "whole" and turn.tool_calls[0].arguments == {"path": "a.py"}
+    assert "stream" not in server.requests[0]["body"]
+    make_model(f"openai/qwen3@{server.url}", config.load({"task_dir": "."}), 1).complete([USER], [])
+    assert server.requests[1]["body"]["stream"] is True  # the default
 
 
 def test_key_and_base_url_from_the_environment(server, monkeypatch):

@@ -113,3 +113,38 @@ def test_a_session_says_its_backend_and_slots(tmp_path):
     from fixtures.helpers import run_cli
 
     assert "  local  finished" in run_cli("sessions", "--sessions-dir", str(Path(session).parent)).stdout
+
+
+def test_an_unreachable_ray_cluster_is_one_line_before_anything_is_made(tmp_path):
+    """Ray itself would retry a dead address for minutes, printing as it goes: solve checks
+    the address first, says so in one line, exits 2 and makes no session; review and resume
+    check the run's address the same way."""
+    import socket
+
+    from fixtures.helpers import run_cli
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    task = toy_task(tmp_path)
+    sessions = tmp_path / "sessions"
+    for extra in (["--backend", "ray", "--ray-address", f"127.0.0.1:{port}"],
+                  ["--set", "backend=ray", "--set", f"ray_address=ray://127.0.0.1:{port}"],
+                  ["--backend", "ray", "--ray-address", "no-port-here"]):
+        proc = run_cli("solve", str(task), "--model", "tuner", "--budget", "1", "--no-tui",
+                       "--sessions-dir", str(sessions), *extra, check=False, timeout=60)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert ("nothing answers there" in lines[0] or "expected HOST:PORT" in lines[0]
+                or "needs Ray" in lines[0]), lines[0]
+        assert not sessions.exists()
+    # a finished local run, reviewed on a cluster that is not there
+    script = write_script(tmp_path / "s.jsonl", [turn(call("finish", summary="nothing"))])
+    _, session = solve(task, script, sessions, 1, "--no-test", "--max-episodes", "1")
+    proc = run_cli("review", session.name, "--sessions-dir", str(sessions), "--backend", "ray",
+                   "--ray-address", f"127.0.0.1:{port}", check=False, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out, out
+    (error,) = [line for line in out.splitlines() if line.startswith("error")]  # after the jail's line
+    assert "--backend local" in error or "needs Ray" in error

@@ -31,7 +31,7 @@ pytest.importorskip("ray", reason="the ray extra is not installed (pip install -
 from agent.task import Task  # noqa: E402
 from sandbox.evaluate import EvaluatorSpec, run_stage  # noqa: E402
 from sandbox.pool import Priority  # noqa: E402
-from sandbox.ray_pool import RayPool  # noqa: E402
+from sandbox.ray_pool import Bundle, RayPool, cache_root, forget_bundles, unpacked  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -170,8 +170,14 @@ def test_evaluations_run_on_both_nodes_with_the_local_result(cluster, tmp_path):
                                                      log_path=tmp_path / f"c{i}" / "quick.log",
                                                      priority=Priority.COMMIT), range(4)))
         stats = pool.stats()
+        # each node unpacked the evaluator once ...
+        assert len(unpacked_evaluators(cluster, "head")) == 1
+        assert len(unpacked_evaluators(cluster, "second")) == 1
     finally:
         pool.close()
+    # ... and removed it when the pool closed
+    assert unpacked_evaluators(cluster, "head") == unpacked_evaluators(cluster, "second") == []
+    assert len(pool.forgotten) == 2 and all(len(d) == 1 for d in pool.forgotten.values()), pool.forgotten
     assert len(checked) == 2 and set(checked.values()) == {"ok"}, checked
     assert [(r.score, r.valid) for r in results] == [(local.score, True)] * 4
     assert results[0].log == str(tmp_path / "c0" / "quick.log")
@@ -179,8 +185,21 @@ def test_evaluations_run_on_both_nodes_with_the_local_result(cluster, tmp_path):
     # both nodes worked, and each unpacked the evaluator once
     assert len(stats) == 2 and sorted(s.evaluations for s in stats.values()) == [2, 2], stats
     assert all(s.busy_s > 0 and s.jail == "ok" for s in stats.values())
-    assert len(unpacked_evaluators(cluster, "head")) == 1
-    assert len(unpacked_evaluators(cluster, "second")) == 1
+
+
+def test_closing_skips_a_bundle_another_evaluation_holds(tmp_path, monkeypatch):
+    """Two runs of one task share a node's unpacked evaluator (same digest): the run that
+    ends first leaves it while the other's evaluation holds it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = cache_root()
+    (root / "d1").mkdir()
+    (root / "d1" / "evaluate.py").write_text("")
+    (root / "d1.part-x").mkdir()  # a killed unpack's leftover
+    with unpacked(Bundle("d1", [None])) as folder:
+        assert forget_bundles(["d1", "never-here"]) == []
+        assert (folder / "evaluate.py").exists()
+    assert forget_bundles(["d1"]) == ["d1"]
+    assert sorted(p.name for p in root.iterdir()) == ["d1.lock"]
 
 
 def test_a_task_that_needs_a_gpu_is_told_no_node_has_one(cluster, tmp_path):
@@ -224,8 +243,11 @@ def test_the_data_folder_travels_and_the_candidates_git_does_not(cluster, tmp_pa
 
 
 def test_a_run_on_the_cluster_scores_what_a_local_run_scores(cluster, tmp_path):
+    """Same seed, same candidates and scores, held-out stage included (it runs on the
+    cluster too); the nodes' unpacked evaluators are gone at the end."""
     runs = {"local": [], "ray": ["--backend", "ray", "--ray-address", cluster.address]}
-    procs = {name: subprocess.Popen([*CLI, "solve", str(BIN_PACKING), *RUN, *extra,
+    with_test = [a for a in RUN if a != "--no-test"]
+    procs = {name: subprocess.Popen([*CLI, "solve", str(BIN_PACKING), *with_test, *extra,
                                      "--sessions-dir", str(tmp_path / name)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     env=cli_env(**RAY_ENV), cwd=REPO_ROOT)
@@ -237,11 +259,19 @@ def test_a_run_on_the_cluster_scores_what_a_local_run_scores(cluster, tmp_path):
                     scored(events(only_session(tmp_path / name)))] for name in runs}
     assert len(found["local"]) >= 2  # the baseline and at least one improvement
     assert found["ray"] == found["local"]
-    assert unpacked_evaluators(cluster, "head") and unpacked_evaluators(cluster, "second")
-    (used,) = of_type(events(only_session(tmp_path / "ray")), "evaluators")  # per node, at the end
+    tested = {name: [(e["valid"], e["score"]) for e in of_type(events(only_session(tmp_path / name)),
+                                                                  "candidate_tested")] for name in runs}
+    assert tested["local"] and tested["ray"] == tested["local"]
+    evs = events(only_session(tmp_path / "ray"))
+    (used,) = of_type(evs, "evaluators")  # per node, at the end: the held-out runs counted too
+    assert [e["type"] for e in evs].index("evaluators") > [e["type"] for e in evs].index("candidate_tested")
     assert len(used["nodes"]) == 2 and all(st["evaluations"] >= 1 for st in used["nodes"].values())
     (here,) = of_type(events(only_session(tmp_path / "local")), "evaluators")
     assert list(here["nodes"]) == ["local"]
+    assert sum(st["evaluations"] for st in used["nodes"].values()) == here["nodes"]["local"]["evaluations"]
+    assert unpacked_evaluators(cluster, "head") == unpacked_evaluators(cluster, "second") == []
+    heldout_logs = list((only_session(tmp_path / "ray") / "heldout").glob("*/*.log"))
+    assert heldout_logs and all('"score"' in p.read_text() for p in heldout_logs)  # the head wrote them
 
 
 def slow_copy(tmp_path: Path) -> Path:

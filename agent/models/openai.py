@@ -33,7 +33,7 @@ class OpenAIModel:
     def __init__(self, model: str, config: ProviderConfig | None = None, *,
                  base_url: str | None = None, max_tokens: int | None = None,
                  temperature: float | None = None, reasoning_effort: str | None = None,
-                 stream: bool = True, api_key: str | None = None,
+                 stream: bool | None = None, api_key: str | None = None,
                  on_retry: Callable[[dict], None] | None = None, **settings: Any):
         """
         Args:
@@ -46,7 +46,8 @@ class OpenAIModel:
             max_tokens: output tokens per turn (None: the server's default).
             temperature: sampling temperature (None: the server's default).
             reasoning_effort: for reasoning models: minimal | low | medium | high.
-            stream: stream the reply (timeouts then apply to each piece, not the whole reply).
+            stream: stream the reply (timeouts then apply to each piece, not the whole
+                reply); None: config's `stream`.
             api_key: overrides OPENAI_API_KEY.
             on_retry: called with {"model", "attempt", "error", "delay_s"} before each retry.
         """
@@ -57,7 +58,7 @@ class OpenAIModel:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.reasoning_effort = reasoning_effort
-        self.stream = stream
+        self.stream = config.stream if stream is None else stream
         local = base_url or os.environ.get("OPENAI_BASE_URL")
         key = api_key or os.environ.get(KEY_VAR) or (DUMMY_KEY if local else None)
         if not key:
