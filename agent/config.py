@@ -129,6 +129,10 @@ SESSIONS_DIR = "sessions"
 
 
 # -- a run's settings from a file, the command line and --set ----------------------------------
+FILE_RELATIVE = ("task_dir", "data_dir")
+"""Settings naming folders: in a --config file, relative to the file's folder."""
+
+
 class ConfigError(ValueError):
     """A --config file or a setting that cannot be used; the message is one line."""
 
@@ -143,6 +147,9 @@ def load(flags: dict[str, Any] | None = None, file: str | Path | None = None,
     if file is not None:
         label = f"--config {file}"
         layer = read_file(file)
+        for key in FILE_RELATIVE:  # a folder named in the file is relative to the file
+            if isinstance(layer.get(key), str) and not Path(layer[key]).expanduser().is_absolute():
+                layer[key] = str(Path(file).parent / layer[key])
         for path, value in _leaves(layer):
             check_key(path, f"{label}: {'.'.join(path)}")
             _put(data, path, value)

@@ -241,7 +241,7 @@ def evaluator_of(session: Session, task_dir: str) -> tuple[Task, EvaluatorSpec]:
     return task, dataclasses.replace(task.evaluator, cwd=session.evaluator)  # the sealed copy
 
 
-def held_out(session: Session, spec: EvaluatorSpec, commits: Iterable[str], jail: JailConfig,
+def held_out(session: Session, spec: EvaluatorSpec, candidates: Iterable[Scored], jail: JailConfig,
              data: Path | None, workers: int, backend: str = "local",
              ray_address: str | None = None) -> dict[str, StageResult]:
     """The held-out result of each commit: from its git note when review or the run made it,
@@ -249,7 +249,8 @@ def held_out(session: Session, spec: EvaluatorSpec, commits: Iterable[str], jail
     a second review runs nothing."""
     results: dict[str, StageResult] = {}
     todo = []
-    for commit in dict.fromkeys(commits):
+    by_commit = {c.commit: c for c in candidates}
+    for commit in by_commit:
         note = git.read_note(session.repo, commit) or {}
         if isinstance(note.get("test"), dict):
             results[commit] = StageResult.from_dict(note["test"])
@@ -276,7 +277,8 @@ def held_out(session: Session, spec: EvaluatorSpec, commits: Iterable[str], jail
         note = git.read_note(session.repo, commit) or {}
         note["test"] = result.to_dict()
         notes.put(commit, note)
-        session.emit(CandidateTested(commit=commit, parent=None, episode=-2, stage=spec.test_stage,
+        cand = by_commit[commit]
+        session.emit(CandidateTested(commit=commit, parent=cand.parent, episode=cand.episode, stage=spec.test_stage,
                                      score=result.score if result.valid else None, valid=result.valid))
     notes.flush()
     session.close()
@@ -401,7 +403,7 @@ def review(session: Session, *, top: int = 10, workers: int = 2, include: tuple[
         data = data or (Path(cfg.data_dir) if cfg.data_dir else None)
         if backend is None:
             backend, ray_address = cfg.backend, ray_address or cfg.ray_address
-        tests = held_out(session, spec, [base.commit] + [c.commit for c in chosen], jail, data, workers,
+        tests = held_out(session, spec, [base, *chosen], jail, data, workers,
                          backend, ray_address)
     base_test = tests.get(base.commit)
     base_row = row(0, base, base, f, base_test, base_test)

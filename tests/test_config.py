@@ -4,6 +4,7 @@ a bad setting is one line and exit code 2, before anything is created."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -127,6 +128,21 @@ def test_config_file_free_form_table(tmp_path):
     run.write_text('models = ["tuner"]\n[pricing.my-model]\ninput = 1.0\noutput = 2.0\n')
     cfg = load({"task_dir": "t"}, run)
     assert cfg.pricing == {"my-model": {"input": 1.0, "output": 2.0}} and cfg.models == ["tuner"]
+
+
+def test_folders_in_a_config_file_are_relative_to_it(tmp_path, monkeypatch):
+    """`data_dir = "data"` in configs/run.toml means configs/data, wherever solve runs from;
+    on the command line a relative folder stays relative to the working folder."""
+    (tmp_path / "configs").mkdir()
+    run = tmp_path / "configs" / "run.toml"
+    run.write_text('data_dir = "data"\ntask_dir = "../tasks/t"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load({}, run)
+    assert Path(cfg.data_dir) == tmp_path / "configs" / "data"
+    assert Path(cfg.task_dir).resolve() == tmp_path / "tasks" / "t"
+    assert load({"data_dir": "mine"}, run).data_dir == "mine"  # the option given wins, as given
+    run.write_text(f'data_dir = "{tmp_path}/abs"\n')
+    assert load({"task_dir": "t"}, run).data_dir == f"{tmp_path}/abs"
 
 
 # -- the command line --------------------------------------------------------------------------
