@@ -41,6 +41,7 @@ from agent.steering import Steering
 from sandbox.git import GitError, git
 
 RECENT = 500
+RUNNER_TTL_S = 0.5  # how long one look at the runner's process (in /proc) is trusted
 """Events kept for the log pane."""
 QUIET = {"tool_called", "budget", "evaluated"}
 """Event types too frequent to list one line each."""
@@ -159,6 +160,7 @@ class SessionView:
         self._diffs: dict[tuple[str, str], str] = {}
         self._cutoff: float | None = None
         self._cutoff_dirty = True
+        self._runner: tuple[float, bool] = (-RUNNER_TTL_S, False)
         self._read_config()
 
     def _read_config(self) -> None:
@@ -302,11 +304,20 @@ class SessionView:
     def runner_state(self) -> str:
         if self.header.finished is not None:
             return "finished"
-        if self.session.runner() is None:
+        if not self.runner_alive():
             return "dead"
         if self.steering.stop:
             return "stopping"
         return "paused" if self.steering.paused else "running"
+
+    def runner_alive(self) -> bool:
+        """Whether a process still runs the session (one look in /proc per RUNNER_TTL_S: the
+        header asks for the state and the clock on every refresh)."""
+        seen, alive = self._runner
+        if time.monotonic() - seen >= RUNNER_TTL_S:
+            alive = self.session.runner() is not None
+            self._runner = (time.monotonic(), alive)
+        return alive
 
     def elapsed(self) -> float:
         """From the first event to the end: the finish, now while a runner lives, or else the
@@ -315,7 +326,7 @@ class SessionView:
             return 0.0
         end = self.header.finished
         if end is None:
-            end = time.time() if self.session.runner() else self.last_t
+            end = time.time() if self.runner_alive() else self.last_t
         return max(0.0, end - self.first_t)
 
     def diff(self, commit: str, against: str = "parent") -> str:
