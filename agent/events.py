@@ -206,7 +206,8 @@ class CandidateScored(Event):
     stopped_at: str | None = None
 
 
-@event("candidate_tested", "the held-out stage's score of the best candidate or the baseline")
+@event("candidate_tested", "the held-out stage's score of the best candidate or the baseline "
+       "at the end of a run, or of a candidate `review` tested")
 @dataclass(kw_only=True, slots=True)
 class CandidateTested(Event):
     commit: str
