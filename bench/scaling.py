@@ -67,10 +67,15 @@ def run(task: Path, sessions: Path, budget: int, *extra: str) -> dict:
                     "--no-tui", *extra], cwd=ROOT, check=True, capture_output=True)
     events = list(Session(next(sessions.iterdir())).events())
     scored = [e.t for e in events if isinstance(e, CandidateScored)]
-    # from the baseline's score (the run's first evaluation done) to the last candidate's
-    evaluated = [e for e in events if isinstance(e, Evaluated) and e.t > scored[0]]
-    busy = sum(e.result.get("wall_s", 0.0) for e in evaluated)
-    wall = scored[-1] - scored[0]
+    # from the baseline's score (the run's first evaluation done) to the last candidate's; an
+    # evaluation counts for the part of it inside that window (agents' run_evaluator calls go on
+    # after the last candidate's score, and one may have started before the first)
+    start, end = scored[0], scored[-1]
+    spans = [(e.t - e.result.get("wall_s", 0.0), e.t) for e in events if isinstance(e, Evaluated)]
+    inside = [(max(a, start), min(b, end)) for a, b in spans if b > start and a < end]
+    evaluated = [span for span in inside if span[1] > span[0]]
+    busy = sum(b - a for a, b in evaluated)
+    wall = end - start
     return {"cpm": 60 * (len(scored) - 1) / wall, "wall_s": wall, "busy_s": busy, "evaluations": len(evaluated)}
 
 
