@@ -50,8 +50,9 @@ from sandbox.jail import JailConfig
 from sandbox.pool import make_pool
 
 POLL_S = 0.2
-TOTALS_EVERY_S = 1.0  # session.toml's running totals are rewritten at most this often
 """How often the scheduler looks at control.jsonl while episodes run or the run is paused."""
+TOTALS_EVERY_S = 1.0
+"""session.toml's running totals are rewritten at most this often (and at the end)."""
 
 
 class BaselineInvalid(RuntimeError):

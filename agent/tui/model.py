@@ -41,8 +41,9 @@ from agent.steering import Steering
 from sandbox.git import GitError, git
 
 RECENT = 500
-RUNNER_TTL_S = 0.5  # how long one look at the runner's process (in /proc) is trusted
 """Events kept for the log pane."""
+RUNNER_TTL_S = 0.5
+"""How long one look at the runner's process (in /proc) is trusted."""
 QUIET = {"tool_called", "budget", "evaluated"}
 """Event types too frequent to list one line each."""
 
