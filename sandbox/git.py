@@ -186,10 +186,10 @@ def worktree(repo: Path, path: Path, commit: str, branch: str | None = None) -> 
 class WorktreePool:
     """Episode worktrees kept for the run and reused: taking one resets a free worktree to
     the parent on the new branch instead of `git worktree add` and `remove` (five git
-    processes). The reset runs no process when the parent's objects are loose (the harness
+    processes). The reset runs no process when the blobs it writes are loose (the harness
     writes its commits loose): every file the parent does not have is deleted, the parent's
     blobs are written where the worktree differs, and HEAD and the branch ref are written;
-    otherwise the deletion is followed by one `git checkout -f -B`. The index is left as it
+    when a blob is packed (or a submodule is in the tree), one `git checkout -f -B` finishes. The index is left as it
     was (the Scanner reads none of it and rebuilds it when git needs it).
 
     A reset starts from nothing the agent left: the pointer file `.git` is rewritten, tracked
@@ -243,13 +243,11 @@ class WorktreePool:
         dot_git.write_text(f"gitdir: {wt.gitdir}\n")
         # untracked things first, links to folders included: git then writes only into
         # real folders of the worktree
-        objects = wt.common / "objects"
-        entries = loose_entries(objects, commit)
-        keep = set(entries) if entries is not None else set(files_at(self.repo, commit))
-        folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in keep)
+        entries = entries_at(self.repo, commit)
+        folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in entries)
                    for i in range(1, len(parts))}
-        _delete_all_but(wt.path, keep, folders)
-        if entries is None or not _write_files(wt.path, objects, entries):
+        _delete_all_but(wt.path, set(entries), folders)
+        if not _write_files(wt.path, wt.common / "objects", entries):
             wt.git(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B", branch,
                     commit])
             return
@@ -540,20 +538,25 @@ def restore(wt: Worktree, paths: list[str], commit: str = "HEAD") -> None:
 
 
 def files_at(repo: Path, commit: str) -> dict[str, str]:
-    """{path: blob sha} of a commit: read from the loose objects where they all are (the
-    harness writes its commits loose; no process), else from `git ls-tree`. A full sha's
-    listing never changes and is kept for the next caller (the worktree pool, then the
-    episode's scanner)."""
+    """{path: blob sha} of a commit (see `entries_at`)."""
+    return {path: sha for path, (_, sha) in entries_at(repo, commit).items()}
+
+
+def entries_at(repo: Path, commit: str) -> dict[str, tuple[bytes, str]]:
+    """{path: (mode, blob sha)} of a commit: read from the loose objects where they all are
+    (the harness writes its commits loose; no process), else from `git ls-tree`. A full
+    sha's listing never changes and is kept for the next caller (the worktree pool, then the
+    episode's scanner): do not change the dict returned."""
     if re.fullmatch(r"[0-9a-f]{40}", commit):
-        return dict(_files_at(Path(repo).resolve(), commit))
-    return _ls_tree(repo, commit)
+        return _entries_at(Path(repo).resolve(), commit)
+    return _ls_entries(repo, commit)
 
 
 @functools.lru_cache(maxsize=64)
-def _files_at(repo: Path, commit: str) -> dict[str, str]:
+def _entries_at(repo: Path, commit: str) -> dict[str, tuple[bytes, str]]:
     objects = repo / ".git" / "objects"
-    found = loose_files(objects, commit) if objects.is_dir() else None
-    return _ls_tree(repo, commit) if found is None else found
+    found = loose_entries(objects, commit) if objects.is_dir() else None
+    return _ls_entries(repo, commit) if found is None else found
 
 
 def read_loose(objects: Path, sha: str) -> tuple[bytes, bytes] | None:
@@ -601,12 +604,17 @@ def loose_entries(objects: Path, commit: str) -> dict[str, tuple[bytes, str]] | 
 
 
 def _ls_tree(repo: Path, commit: str) -> dict[str, str]:
+    return {path: sha for path, (_, sha) in _ls_entries(repo, commit).items()}
+
+
+def _ls_entries(repo: Path, commit: str) -> dict[str, tuple[bytes, str]]:
     out = git(["ls-tree", "-r", "-z", commit], cwd=repo)
     files = {}
     for entry in out.split("\0"):
         if entry:
             meta, path = entry.split("\t", 1)
-            files[path] = meta.split()[2]
+            mode, _, sha = meta.split()
+            files[path] = (mode.encode(), sha)
     return files
 
 

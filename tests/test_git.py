@@ -472,6 +472,18 @@ def test_a_reused_worktree_starts_clean_at_its_parent(tmp_path, session_repo):
     assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
 
 
+def commit_deeper_exec_and_link(repo: Path, base: str, path: Path, x: str) -> str:
+    """A commit on base adding a deeper folder's file (text x), an executable and a link."""
+    with git.worktree(repo, path, base, branch=path.name) as wt:
+        (wt.path / "pkg" / "deep" / "er").mkdir(parents=True)
+        (wt.path / "pkg" / "deep" / "er" / "x.py").write_text(x)
+        (wt.path / "pkg" / "run.sh").write_text("#!/bin/sh\n")
+        (wt.path / "pkg" / "run.sh").chmod(0o755)
+        (wt.path / "pkg" / "link.py").symlink_to("policy.py")
+        scanner = git.Scanner(wt, git.files_at(repo, base))
+        return scanner.commit_all(scanner.scan(), "c")
+
+
 def _tree_on_disk(root: Path) -> dict[str, tuple[str, object]]:
     """{path: (kind, content or link target)} of a worktree, exec bit in the kind."""
     found: dict[str, tuple[str, object]] = {}
@@ -493,14 +505,7 @@ def test_a_reset_to_another_parent_writes_what_git_checks_out(tmp_path, session_
     the tracked files' places: a link out in place of a file (the file outside is not
     written through), an exec bit flipped, a regular file where a link was."""
     repo, base = session_repo
-    with git.worktree(repo, tmp_path / "maker", base, branch="maker") as wt:
-        (wt.path / "pkg" / "deep" / "er").mkdir(parents=True)
-        (wt.path / "pkg" / "deep" / "er" / "x.py").write_text("X = 2\n")
-        (wt.path / "pkg" / "run.sh").write_text("#!/bin/sh\n")
-        (wt.path / "pkg" / "run.sh").chmod(0o755)
-        (wt.path / "pkg" / "link.py").symlink_to("policy.py")
-        scanner = git.Scanner(wt, git.files_at(repo, base))
-        target = scanner.commit_all(scanner.scan(), "target")
+    target = commit_deeper_exec_and_link(repo, base, tmp_path / "maker", "X = 2\n")
     with git.worktree(repo, tmp_path / "oracle", target) as wt:
         expected = _tree_on_disk(wt.path)
     if packed:
@@ -554,14 +559,7 @@ def test_pooled_worktrees_left_by_a_kill_are_repaired(tmp_path, session_repo):
 
 def test_files_from_loose_objects_agree_with_ls_tree(tmp_path, session_repo):
     repo, base = session_repo
-    with git.worktree(repo, tmp_path / "wt", base, branch="ep") as wt:
-        (wt.path / "pkg" / "deep" / "er").mkdir(parents=True)
-        (wt.path / "pkg" / "deep" / "er" / "x.py").write_text("X = 1\n")
-        (wt.path / "pkg" / "run.sh").write_text("#!/bin/sh\n")
-        (wt.path / "pkg" / "run.sh").chmod(0o755)
-        (wt.path / "pkg" / "link.py").symlink_to("policy.py")
-        scanner = git.Scanner(wt, git.files_at(repo, base))
-        sha = scanner.commit_all(scanner.scan(), "c")
+    sha = commit_deeper_exec_and_link(repo, base, tmp_path / "wt", "X = 1\n")
     listed = git._ls_tree(repo, sha)
     assert git.loose_files(repo / ".git" / "objects", sha) == listed
     assert git.files_at(repo, sha) == listed and "pkg/deep/er/x.py" in listed
