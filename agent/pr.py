@@ -34,7 +34,8 @@ from agent.report import said
 from agent.review import Review, ReviewError, Row, resolve, review
 from agent.session import Session
 from agent.task import Task, TaskError
-from sandbox.git import is_git_source, matches, read_note
+from sandbox.git import is_git_source, matches
+from sandbox.notes import read_note
 
 SHORT = 10
 """Hex digits of a commit in branch and folder names (as `solve` prints them)."""

@@ -35,6 +35,7 @@ from agent.task import Task, TaskError
 from sandbox import git
 from sandbox.evaluate import EvaluatorSpec, StageResult
 from sandbox.jail import JailConfig
+from sandbox.notes import NotesQueue, read_note
 from sandbox.pool import BackendError, check_backend_reachable, make_pool
 
 OVERFIT_RATIO = 0.5
@@ -251,7 +252,7 @@ def held_out(session: Session, spec: EvaluatorSpec, candidates: Iterable[Scored]
     todo = []
     by_commit = {c.commit: c for c in candidates}
     for commit in by_commit:
-        note = git.read_note(session.repo, commit) or {}
+        note = read_note(session.repo, commit) or {}
         if isinstance(note.get("test"), dict):
             results[commit] = StageResult.from_dict(note["test"])
         else:
@@ -272,9 +273,9 @@ def held_out(session: Session, spec: EvaluatorSpec, candidates: Iterable[Scored]
                 lambda c: heldout(session, spec, c, evaluators, jail, data), todo)))
     finally:
         evaluators.close()
-    notes = git.NotesQueue(session.repo)  # one writer: concurrent `git notes add` drops notes
+    notes = NotesQueue(session.repo)  # one writer: concurrent `git notes add` drops notes
     for commit, result in done.items():
-        note = git.read_note(session.repo, commit) or {}
+        note = read_note(session.repo, commit) or {}
         note["test"] = result.to_dict()
         notes.put(commit, note)
         cand = by_commit[commit]

@@ -15,6 +15,7 @@ from agent.session import Session
 from sandbox import git
 from sandbox.evaluate import EvalCache, EvaluatorSpec, StageResult, run_cascade
 from sandbox.jail import JailConfig
+from sandbox.notes import NotesQueue, read_note
 from sandbox.pool import Evaluations, LocalPool, Priority
 
 
@@ -54,7 +55,7 @@ class Scorer:
     since_migration: int = 0
 
     def __post_init__(self) -> None:
-        self.notes = git.NotesQueue(self.session.repo)
+        self.notes = NotesQueue(self.session.repo)
 
     def emit(self, event: Event) -> None:
         self.session.emit(event)
@@ -132,7 +133,7 @@ class Scorer:
             result = heldout(self.session, self.spec, cand.commit, self.pool, self.jail,
                              self.data)
             cand.test_score = result.score
-            extended = git.read_note(self.session.repo, cand.commit) or {}
+            extended = read_note(self.session.repo, cand.commit) or {}
             extended["test"] = result.to_dict()
             self.notes.put(cand.commit, extended)
             self.emit(CandidateTested(commit=cand.commit, parent=cand.parent,

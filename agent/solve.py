@@ -47,6 +47,7 @@ from agent.workspace import Allowance, EpisodeWorkspace
 from sandbox import git
 from sandbox.evaluate import StageResult
 from sandbox.jail import JailConfig
+from sandbox.notes import noted_commits, read_note
 from sandbox.pool import make_pool
 
 POLL_S = 0.2
@@ -106,7 +107,7 @@ class Solver:
 
     def restore(self) -> None:
         """Rebuild the database, cache and counters from the events; finish cut work."""
-        state = replay(self.session.events(skip=(ToolCalled,)), git.noted_commits(self.session.repo))
+        state = replay(self.session.events(skip=(ToolCalled,)), noted_commits(self.session.repo))
         self.scorer.baseline, self.episodes_started = state.baseline, state.episodes_started
         self.steering = state.steering
         for e in state.scored:
@@ -127,7 +128,7 @@ class Solver:
         for e in state.unnoted:
             self.scorer.notes.put(e.commit, note(Candidate.from_dict(e.candidate), e.stages))
         for e in state.unscored:
-            found = git.read_note(self.session.repo, e.commit)
+            found = read_note(self.session.repo, e.commit)
             if found:
                 self.scorer.record(Candidate.from_dict(found["candidate"]), found["stages"],
                                    write_note=False)

@@ -1,7 +1,7 @@
-"""Git plumbing for the program database: session repo, worktrees, commits, notes.
+"""Git plumbing for the program database: session repo, worktrees, commits (the notes that
+hold the scores: sandbox/notes.py).
 
 Candidate commits carry the session's own identity (a user's machine may have none).
-Notes (refs/notes/adrs) are written by one writer: concurrent `git notes add` drops notes.
 
 An agent controls everything inside its worktree, `.git` included: it can replace it with a
 repository whose config runs a command (`core.fsmonitor`, hooks, filters). So the harness
@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
-import queue
 import re
 import shutil
 import subprocess
@@ -27,7 +25,6 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-NOTES_REF = "adrs"
 IDENTITY = {
     "GIT_AUTHOR_NAME": "adrs-agent", "GIT_AUTHOR_EMAIL": "adrs-agent@localhost",
     "GIT_COMMITTER_NAME": "adrs-agent", "GIT_COMMITTER_EMAIL": "adrs-agent@localhost",
@@ -460,17 +457,29 @@ class Scanner:
 
 
 def write_object(objects: Path, kind: bytes, data: bytes) -> str:
-    """Store a loose git object (if new) and return its sha."""
+    """Store a loose git object (if new) and return its sha. It is written beside its place,
+    read-only as git makes them, and renamed there."""
     raw = b"%s %d\0" % (kind, len(data)) + data
     sha = hashlib.sha1(raw).hexdigest()
-    path = objects / sha[:2] / sha[2:]
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.parent / f"tmp_obj_{os.getpid()}_{threading.get_ident()}"
-        tmp.write_bytes(zlib.compress(raw, 1))
-        os.chmod(tmp, 0o444)
+    path = os.path.join(objects, sha[:2], sha[2:])
+    if not os.path.exists(path):
+        tmp = os.path.join(objects, sha[:2], f"tmp_obj_{os.getpid()}_{threading.get_ident()}")
+        with open(_create(tmp), "wb") as f:
+            f.write(zlib.compress(raw, 1))
         os.replace(tmp, path)
     return sha
+
+
+def _create(path: str) -> int:
+    """A new read-only file's descriptor, for writing (its folder made when missing)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags, 0o444)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except FileExistsError:  # left by a killed writer of this pid and thread
+        os.unlink(path)
+    return os.open(path, flags, 0o444)
 
 
 def _write_tree(objects: Path, files: dict[str, tuple[bytes, str]]) -> str:
@@ -616,59 +625,3 @@ def _ls_entries(repo: Path, commit: str) -> dict[str, tuple[bytes, str]]:
             mode, _, sha = meta.split()
             files[path] = (mode.encode(), sha)
     return files
-
-
-class NotesWriter:
-    """The one writer of refs/notes/adrs for a repo: every note goes through its lock."""
-
-    def __init__(self, repo: Path):
-        self.repo = repo
-        self._lock = threading.Lock()
-
-    def write(self, commit: str, data: dict) -> None:
-        text = json.dumps(data, sort_keys=True, indent=1)
-        with self._lock:
-            git(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit], cwd=self.repo,
-                input=text)
-
-
-class NotesQueue:
-    """Notes written in the background by ONE thread, off the candidates' critical path.
-    `flush()` waits until every queued note is in git; an error in the writer surfaces there."""
-
-    def __init__(self, repo: Path):
-        self._writer = NotesWriter(repo)
-        self._queue: queue.Queue[tuple[str, dict] | None] = queue.Queue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="notes-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, commit: str, data: dict) -> None:
-        self._queue.put((commit, data))
-
-    def flush(self) -> None:
-        self._queue.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def _drain(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is not None:
-                    self._writer.write(*item)
-            except GitError as e:  # kept for flush(); the writer goes on with the next note
-                self._error = e
-            finally:
-                self._queue.task_done()
-
-
-def read_note(repo: Path, commit: str) -> dict | None:
-    out = git(["notes", "--ref", NOTES_REF, "show", commit], cwd=repo, check=False)
-    return json.loads(out) if out.strip() else None
-
-
-def noted_commits(repo: Path) -> set[str]:
-    out = git(["notes", "--ref", NOTES_REF, "list"], cwd=repo, check=False)
-    return {line.split()[1] for line in out.splitlines() if line.strip()}

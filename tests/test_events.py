@@ -27,7 +27,7 @@ from agent.session import Session
 from agent.solve import Solver
 from agent.task import Task
 from fixtures.helpers import call, policy, toy_task, turn, write_script
-from sandbox import git
+from sandbox.notes import noted_commits
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -111,7 +111,7 @@ def record(tmp_path: Path, budget: int = 3) -> Session:
 
 def test_replay_of_a_recorded_session(tmp_path):
     session = record(tmp_path)
-    repo_notes = git.noted_commits(session.repo)
+    repo_notes = noted_commits(session.repo)
     state = replay(session.events(), repo_notes)
     started = next(e for e in session.events() if isinstance(e, SessionStarted))
     assert state.baseline == started.baseline

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from sandbox import git
 from sandbox.git import (
-    NotesWriter,
     add_detached_worktree,
     add_worktree,
     changed_paths,
     content_hash,
     init_repo,
     matches,
-    noted_commits,
-    read_note,
     remove_worktree,
     restore,
 )
@@ -206,57 +202,6 @@ def test_commit_author_is_adrs_agent_without_home_identity(tmp_path, session_rep
     assert out == ["adrs-agent", "adrs-agent@localhost", "adrs-agent", "candidate 1"]
     assert sh(["git", "rev-parse", f"{sha}~1"], wt.path).strip() == base
     assert git.files_at(repo, sha)["pkg/policy.py"] == snapshot(wt)["pkg/policy.py"]
-
-
-def _make_commits(repo: Path, n: int) -> list[str]:
-    """n distinct commits on a side chain via commit-tree (fast, no checkout)."""
-    tree = sh(["git", "rev-parse", "HEAD^{tree}"], repo).strip()
-    parent = sh(["git", "rev-parse", "HEAD"], repo).strip()
-    env = git_env()
-    shas = []
-    for i in range(n):
-        parent = sh(["git", "commit-tree", tree, "-p", parent, "-m", f"c{i}"], repo, env).strip()
-        shas.append(parent)
-    sh(["git", "update-ref", "refs/heads/many", parent], repo)
-    return shas
-
-
-@pytest.mark.slow
-def test_notes_writer_concurrent(session_repo):
-    repo, base = session_repo
-    shas = _make_commits(repo, 200)
-    assert len(set(shas)) == 200
-    writer = NotesWriter(repo)
-    errors: list[BaseException] = []
-
-    def worker(t: int):
-        try:
-            for j in range(25):
-                i = t * 25 + j
-                writer.write(shas[i], {"i": i, "score": i / 10, "thread": t})
-        except BaseException as e:  # surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert noted_commits(repo) == set(shas)
-    for i, sha in enumerate(shas):
-        assert read_note(repo, sha) == {"i": i, "score": i / 10, "thread": i // 25}
-
-
-def test_note_overwrite_and_missing(session_repo):
-    repo, base = session_repo
-    assert read_note(repo, base) is None
-    assert noted_commits(repo) == set()
-    w = NotesWriter(repo)
-    w.write(base, {"v": 1})
-    w.write(base, {"v": 2})
-    assert read_note(repo, base) == {"v": 2}
-    assert noted_commits(repo) == {base}
 
 
 @pytest.mark.parametrize("path,expected", [

@@ -24,7 +24,8 @@ from agent.pr import Facts, PrError, PrOptions, Step, github_name, open_pr, rend
 from agent.review import Interval, Review, Row, Taxonomy
 from agent.session import Session
 from fixtures.helpers import git, note, solve, toy_task
-from sandbox.git import NotesWriter, files_at, matches
+from sandbox.git import files_at, matches
+from sandbox.notes import NotesWriter
 
 EDITABLE = ["pkg/**/*.py"]
 TOKEN = "ghp-loopback-token"
