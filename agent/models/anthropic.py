@@ -17,7 +17,7 @@ from typing import Any
 import anthropic
 
 from agent.config import ProviderConfig
-from agent.models import clients, pricing
+from agent.models import clients, pricing, sse
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
 from agent.models.retry import Retrier, parse_arguments, provider_config
 
@@ -143,7 +143,7 @@ class AnthropicModel:
             # events come back as plain dicts; building a typed object per event cost more
             # than the rest of a turn (bench/llm_turn.py)
             stream = self.client.post("/v1/messages", content=_json(kwargs), cast_to=object,
-                                      stream=True, stream_cls=anthropic.Stream[object])
+                                      stream=True, stream_cls=_Stream)
         except (TypeError, anthropic.CredentialsError) as e:  # no credentials found at all
             if isinstance(e, TypeError) and "authentication" not in str(e).lower():
                 raise
@@ -213,3 +213,11 @@ def _usage(u: dict[str, Any] | None) -> dict[str, int]:
 def _json(body: dict[str, Any]) -> bytes:
     """The request body, serialized once here (the SDK would deep-copy it, then serialize)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class _Stream(anthropic.Stream[object]):
+    """The SDK's stream with our leaner event decoder (agent/models/sse.py)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._decoder = sse.Decoder()

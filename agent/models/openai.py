@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from agent.config import ProviderConfig
-from agent.models import clients, pricing
+from agent.models import clients, pricing, sse
 from agent.models.base import ModelAuthError, ToolCall, Turn, Usage
 from agent.models.retry import Retrier, parse_arguments, provider_config
 
@@ -180,18 +180,22 @@ class OpenAIModel:
 
 
 class _Stream(openai.Stream[object]):
-    """The SDK's stream, reading the rest of the body after `data: [DONE]` (the chunked
-    terminator): the sync SDK stops there and closes the response, which drops an HTTP/1.1
-    connection instead of giving it back to the pool, so every turn paid a new connection
-    (its async stream drains; this does the same)."""
+    """The SDK's stream with our leaner event decoder (agent/models/sse.py), reading the rest
+    of the body after `data: [DONE]` (the chunked terminator): the sync SDK stops there and
+    closes the response, which drops an HTTP/1.1 connection instead of giving it back to the
+    pool, so every turn paid a new connection (its async stream drains; this does the same)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._decoder = sse.Decoder()
 
     def _iter_events(self):
         events = super()._iter_events()
-        for sse in events:
-            if sse.data.startswith("[DONE]"):
+        for event in events:
+            if event.data.startswith("[DONE]"):
                 for _ in events:
                     pass
-            yield sse
+            yield event
 
 
 def _local_cost(model: str, usage: Usage) -> float:
