@@ -1,17 +1,21 @@
 """Per-candidate cost on the real LLM path, beside OpenEvolve 0.4.0 on the same task.
 
-    python bench/llm_path.py [--sizes 200 1000] [--no-openevolve] [--profile N]
-    python bench/llm_path.py --sizes 50 --no-openevolve          # a quick run
+    python bench/llm_path.py [--sizes 200 1000] [--programs tiny bin-packing]
+                             [--no-openevolve] [--profile N]
+    python bench/llm_path.py --sizes 50 --programs tiny --no-openevolve     # a quick run
 
 Both systems go through their OpenAI-compatible path (the openai SDK, HTTP) to an instant
 fake Chat Completions server on 127.0.0.1 (tests/fakes, in a child process, as a remote API
 is), one model call per candidate:
+The program both evolve is one file, `A = <n>` (distinct per candidate) on top of a body:
+`tiny` has none; `bin-packing` is that task's editable policy.py (1.9 KB, the size of the
+shipped tasks' programs: 1.9-7.4 KB), so each reply carries the whole file, as a model's does.
 - adrs-agent: `Solver` in-process with `openai/bench@URL`, one worker; each reply is ONE turn
-  calling write_file (pkg/policy.py, `A = <n>`, distinct per candidate), commit, finish.
+  calling write_file (pkg/policy.py, the whole file), commit, finish.
   Twice: streamed (`ours`, the default) and with `provider.stream = false` (`ours_json`: one
   JSON reply per call, as OpenEvolve asks for its replies).
-- OpenEvolve: `openevolve.run_evolution`-style controller on the same program as one file,
-  full rewrites (each reply a ```python block, `A = <n>`), one evaluation worker; its
+- OpenEvolve: `openevolve.run_evolution`-style controller on the same program,
+  full rewrites (each reply a ```python block of the whole file), one evaluation worker; its
   defaults otherwise (checkpoints every 100, 5 islands, in-memory database).
 The evaluator is the same script for both (a Python process reading A and printing a score):
 ours runs it as the harness does (sandbox.run), OpenEvolve's evaluate() runs it with
@@ -19,13 +23,14 @@ subprocess.run and records its wall time. Per candidate: the gap between consecu
 candidates' end of scoring minus that candidate's evaluator wall time = the harness's own
 cost (prompt, model call, edit, commit, bookkeeping). Reported over the first 100, the last
 100 and all (median). Sizes run ABBA-interleaved: ours, theirs at the first size, theirs,
-ours at the next, ...
+ours at the next, ... for each program.
 
 OpenEvolve runs in its own virtualenv (`--openevolve-venv`, made with
 `pip install openevolve==0.4.0` when missing; skipped, and said so, when that fails).
 `--profile N` cProfiles N candidates of ours in-process and prints where the time goes.
 
-Human-readable lines first; the LAST line is one JSON object (milliseconds).
+Human-readable lines first; the LAST line is one JSON object (milliseconds; keys name the
+program and the size, e.g. ratio_json_median_bin-packing_200).
 Targets (not asserted): ours <= 15 ms per candidate, <= 0.6x OpenEvolve at 200, flat to 1,000.
 """
 
@@ -44,6 +49,7 @@ import tempfile
 import textwrap
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +63,8 @@ from fakes.openai_server import FakeOpenAI  # noqa: E402
 OPENEVOLVE = "openevolve==0.4.0"
 DEFAULT_VENV = Path.home() / ".cache" / "adrs-bench" / "openevolve-0.4.0"
 SPARE_REPLIES = 50
+PROGRAMS = {"tiny": "", "bin-packing": (ROOT / "tasks" / "bin-packing" / "repo" / "binpack" /
+                                        "policy.py").read_text()}
 
 EVALUATOR = textwrap.dedent('''\
     import json, re, sys
@@ -71,14 +79,18 @@ EVALUATOR = textwrap.dedent('''\
 
 
 # -- the fake API, in a child process -------------------------------------------------------
-def serve(kind: str, n: int) -> None:
+def program(name: str, i: int) -> str:
+    return f"A = {i}\n{PROGRAMS[name]}"
+
+
+def serve(kind: str, n: int, name: str) -> None:
     """Serve n distinct replies until stdin closes; then print the connection count."""
     if kind == "adrs":
-        script = [reply("", call("write_file", path="pkg/policy.py", content=f"A = {i + 1}\n"),
+        script = [reply("", call("write_file", path="pkg/policy.py", content=program(name, i + 1)),
                         call("commit", message=f"A = {i + 1}"), call("finish", summary="done"),
                         input=2000, output=60) for i in range(n)]
     else:
-        script = [reply(f"```python\nA = {i + 1}\n```", input=2000, output=60)
+        script = [reply(f"```python\n{program(name, i + 1)}```", input=2000, output=60)
                   for i in range(n)]
     server = FakeOpenAI(script).start()
     print(server.url, flush=True)
@@ -91,8 +103,9 @@ def serve(kind: str, n: int) -> None:
 class Fake:
     """A fake API in a child process, for one run."""
 
-    def __init__(self, kind: str, n: int):
-        self.child = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--n", str(n)],
+    def __init__(self, kind: str, n: int, name: str):
+        self.child = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--n", str(n),
+                                       "--programs", name],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.url = self.child.stdout.readline().strip()
         self.stats: dict = {}
@@ -133,10 +146,10 @@ def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True):
     return s, session
 
 
-def run_ours(root: Path, task_dir: Path, n: int, stream: bool = True) -> dict:
-    fake = Fake("adrs", n + SPARE_REPLIES)
+def run_ours(root: Path, task_dir: Path, name: str, n: int, stream: bool = True) -> dict:
+    fake = Fake("adrs", n + SPARE_REPLIES, name)
     try:
-        s, session = solver(root / f"ours-{n}-{'sse' if stream else 'json'}", task_dir,
+        s, session = solver(root / f"ours-{name}-{n}-{'sse' if stream else 'json'}", task_dir,
                             fake.url, n, stream)
         t = time.perf_counter()
         s.run()
@@ -176,8 +189,8 @@ def phases(events: list[dict]) -> dict[str, float]:
     return {name: round(statistics.median(v[len(v) // 2:]), 2) for name, v in out.items()}
 
 
-def profile_ours(root: Path, task_dir: Path, n: int) -> str:
-    fake = Fake("adrs", n + SPARE_REPLIES)
+def profile_ours(root: Path, task_dir: Path, name: str, n: int) -> str:
+    fake = Fake("adrs", n + SPARE_REPLIES, name)
     try:
         s, session = solver(root / "profile", task_dir, fake.url, n)
         s.scorer.score_commit(s.scorer.baseline, None, -1, 0, "baseline", "baseline")
@@ -246,15 +259,15 @@ def openevolve_python(venv: Path, install: bool) -> Path | None:
     return python if ok else None
 
 
-def run_openevolve(root: Path, task_dir: Path, python: Path, n: int) -> dict:
-    work = root / f"oe-{n}"
+def run_openevolve(root: Path, task_dir: Path, python: Path, name: str, n: int) -> dict:
+    work = root / f"oe-{name}-{n}"
     work.mkdir()
     log = work / "evals.log"
-    (work / "initial_program.py").write_text("A = 0\n")
+    (work / "initial_program.py").write_text(program(name, 0))
     (work / "evaluator.py").write_text(OE_EVALUATOR.format(
         python=sys.executable, script=str(task_dir / "evaluator" / "evaluate.py"), log=str(log)))
     (work / "driver.py").write_text(OE_DRIVER)
-    fake = Fake("openevolve", n + SPARE_REPLIES)
+    fake = Fake("openevolve", n + SPARE_REPLIES, name)
     try:
         t = time.perf_counter()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
@@ -280,28 +293,50 @@ def python_start_ms(argv: list[str], runs: int = 20) -> float:
 
 
 # -- main -----------------------------------------------------------------------------------
-def show(name: str, n: int, f: dict) -> None:
-    print(f"{name:11s} {n:5d} candidates: first 100 {f['first100_ms']:7.1f} ms   last 100 "
-          f"{f['last100_ms']:7.1f} ms   median {f['median_ms']:7.1f} ms   (evaluator "
+def show(name: str, program_name: str, n: int, f: dict) -> None:
+    print(f"{name:10s} {program_name:11s} {n:5d} candidates: first 100 {f['first100_ms']:6.1f} ms"
+          f"   last 100 {f['last100_ms']:6.1f} ms   median {f['median_ms']:6.1f} ms   (evaluator "
           f"{f['eval_ms_median']:.1f} ms, {f['wall_s']:.0f} s in all, {f.get('requests')} "
           f"requests over {f.get('connections')} connections)", flush=True)
     for phase, ms in f.get("phases_ms", {}).items():
         print(f"    {ms:6.1f} ms  {phase} (median, second half)")
 
 
+def summarize(result: dict, sizes: list[int]) -> dict:
+    """The headline figures of one program's runs."""
+    out: dict = {}
+    for n in map(str, sizes):
+        ours, json_, theirs = result["ours"][n], result["ours_json"][n], result["openevolve"].get(n)
+        out[f"ours_ms_median_{n}"] = ours["median_ms"]
+        out[f"ours_ms_last100_{n}"] = ours["last100_ms"]
+        out[f"ours_json_ms_median_{n}"] = json_["median_ms"]
+        if theirs:
+            out[f"openevolve_ms_median_{n}"] = theirs["median_ms"]
+            out[f"openevolve_ms_last100_{n}"] = theirs["last100_ms"]
+            out[f"ratio_median_{n}"] = round(ours["median_ms"] / theirs["median_ms"], 3)
+            out[f"ratio_json_median_{n}"] = round(json_["median_ms"] / theirs["median_ms"], 3)
+    big, small = str(max(sizes)), str(min(sizes))
+    if big != small:
+        out["ours_flatness_last100_vs_first100"] = round(
+            result["ours"][big]["last100_ms"] / result["ours"][big]["first100_ms"], 3)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
+    ap.add_argument("--programs", nargs="+", choices=list(PROGRAMS), default=list(PROGRAMS))
     ap.add_argument("--no-openevolve", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not pip install OpenEvolve")
     ap.add_argument("--openevolve-venv", type=Path, default=DEFAULT_VENV)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="cProfile N candidates of ours and print the top functions")
+                    help="cProfile N candidates of ours (the first program) and print the top "
+                         "functions")
     ap.add_argument("--serve", choices=["adrs", "openevolve"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        return serve(args.serve, args.n)
+        return serve(args.serve, args.n, args.programs[0])
     warnings.simplefilter("ignore")
     for var in [v for v in os.environ if v.startswith("OPENAI_")]:
         del os.environ[var]
@@ -309,42 +344,43 @@ def main() -> None:
                                                                 not args.no_install)
     if not args.no_openevolve and python is None:
         print(f"OpenEvolve: not available ({OPENEVOLVE} could not be installed); ours only")
-    result: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
     startup = {flags: python_start_ms([sys.executable, *flags.split()]) for flags in ("", "-S")}
     print(f"evaluator interpreter start-up: {startup['']:.1f} ms ({startup['-S']:.1f} ms "
-          "without site, i.e. without the editable install's finder)")
-    with tempfile.TemporaryDirectory(prefix="adrs-llm-path-") as tmp:
-        root = Path(tmp)
-        task_dir = bench_task(root, EVALUATOR)
-        for i, n in enumerate(args.sizes):
-            runs = [("ours", lambda n=n: run_ours(root, task_dir, n)),
-                    ("ours_json", lambda n=n: run_ours(root, task_dir, n, stream=False))]
-            if python is not None:
-                runs.append(("openevolve", lambda n=n: run_openevolve(root, task_dir, python, n)))
-            for name, fn in (runs if i % 2 == 0 else runs[::-1]):  # ABBA
-                f = fn()
-                result[name][str(n)] = f
-                show(name, n, f)
-        if args.profile:
-            print(f"--- cProfile of ours, {args.profile} candidates ---")
-            print(profile_ours(root, task_dir, args.profile))
+          "without site and its .pth files)")
+    results: dict = {}
     summary: dict = {}
-    for n in map(str, args.sizes):
-        ours, json_, theirs = result["ours"][n], result["ours_json"][n], result["openevolve"].get(n)
-        summary[f"ours_ms_median_{n}"] = ours["median_ms"]
-        summary[f"ours_ms_last100_{n}"] = ours["last100_ms"]
-        summary[f"ours_json_ms_median_{n}"] = json_["median_ms"]
-        if theirs:
-            summary[f"openevolve_ms_median_{n}"] = theirs["median_ms"]
-            summary[f"openevolve_ms_last100_{n}"] = theirs["last100_ms"]
-            summary[f"ratio_median_{n}"] = round(ours["median_ms"] / theirs["median_ms"], 3)
-            summary[f"ratio_json_median_{n}"] = round(json_["median_ms"] / theirs["median_ms"], 3)
-    big, small = max(args.sizes), min(args.sizes)
-    if big != small:
-        summary["ours_flatness_last100_vs_first100"] = round(
-            result["ours"][str(big)]["last100_ms"] / result["ours"][str(big)]["first100_ms"], 3)
+    with tempfile.TemporaryDirectory(prefix="adrs-llm-path-") as tmp:
+        for name in args.programs:
+            root = Path(tmp) / name
+            root.mkdir()
+            task_dir = bench_task(root, EVALUATOR)
+            (task_dir / "repo" / "pkg" / "policy.py").write_text(program(name, 0))
+            result: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
+            for i, n in enumerate(args.sizes):
+                runs = [("ours", partial(run_ours, root, task_dir, name, n)),
+                        ("ours_json", partial(run_ours, root, task_dir, name, n, False))]
+                if python is not None:
+                    runs.append(("openevolve",
+                                 partial(run_openevolve, root, task_dir, python, name, n)))
+                for system, fn in (runs if i % 2 == 0 else runs[::-1]):  # ABBA
+                    f = fn()
+                    result[system][str(n)] = f
+                    show(system, name, n, f)
+            results[name] = result
+            summary.update({_key(key, name): value
+                            for key, value in summarize(result, args.sizes).items()})
+        if args.profile:
+            name = args.programs[0]
+            print(f"--- cProfile of ours, {name}, {args.profile} candidates ---")
+            print(profile_ours(Path(tmp) / name, Path(tmp) / name / "task", name, args.profile))
     summary["python_start_ms"], summary["python_start_no_site_ms"] = startup[""], startup["-S"]
-    print(json.dumps({**summary, "runs": result}))
+    print(json.dumps({**summary, "runs": results}))
+
+
+def _key(key: str, program_name: str) -> str:
+    """ratio_json_median_200 -> ratio_json_median_bin-packing_200 (the size stays last)."""
+    head, _, size = key.rpartition("_")
+    return f"{head}_{program_name}_{size}" if size.isdigit() else f"{key}_{program_name}"
 
 
 if __name__ == "__main__":
