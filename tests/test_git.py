@@ -407,11 +407,20 @@ def test_a_reused_worktree_starts_clean_at_its_parent(tmp_path, session_repo):
         assert wt.head() == base
         assert wt.git(["symbolic-ref", "HEAD"]).strip() == "refs/heads/adrs/1/1"
         assert wt.git(["status", "--porcelain", "--ignored"]).strip() == ""
+        # a `.git` that is a link to a file holding the right pointer is still not kept
+        pointer = (wt.path / ".git").read_text()
+        (outside / "pointer").write_text(pointer)
+        (wt.path / ".git").unlink()
+        (wt.path / ".git").symlink_to(outside / "pointer")
+    with pool.checkout(base, "adrs/2/2") as wt:
+        dot_git = wt.path / ".git"
+        assert not dot_git.is_symlink() and dot_git.read_text() == f"gitdir: {wt.gitdir}\n"
+        assert (outside / "pointer").read_text() == pointer
     assert (outside / "precious.txt").read_text() == "keep me\n"
     assert not marker.exists(), "a command from the agent's .git config ran in the harness"
     # the candidate stays on its branch; a released worktree holds no branch
     assert sh(["git", "rev-parse", "adrs/0/0"], repo).strip() == committed
-    sh(["git", "branch", "-D", "adrs/1/1"], repo)
+    sh(["git", "branch", "-D", "adrs/1/1", "adrs/2/2"], repo)
     pool.close()
     assert list((tmp_path / "worktrees").iterdir()) == []
     assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
