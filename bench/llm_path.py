@@ -1,6 +1,6 @@
 """Per-candidate cost on the real LLM path, beside OpenEvolve 0.4.0 on the same task.
 
-    python bench/llm_path.py [--sizes 200 1000] [--programs tiny bin-packing]
+    python bench/llm_path.py [--sizes 200 1000] [--programs tiny bin-packing] [--repeat R]
                              [--no-openevolve] [--profile N]
     python bench/llm_path.py --sizes 50 --programs tiny --no-openevolve     # a quick run
 
@@ -146,10 +146,11 @@ def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True):
     return s, session
 
 
-def run_ours(root: Path, task_dir: Path, name: str, n: int, stream: bool = True) -> dict:
+def run_ours(root: Path, task_dir: Path, name: str, n: int, stream: bool = True,
+             rep: int = 0) -> dict:
     fake = Fake("adrs", n + SPARE_REPLIES, name)
     try:
-        s, session = solver(root / f"ours-{name}-{n}-{'sse' if stream else 'json'}", task_dir,
+        s, session = solver(root / f"ours-{n}-{'sse' if stream else 'json'}-{rep}", task_dir,
                             fake.url, n, stream)
         t = time.perf_counter()
         s.run()
@@ -259,8 +260,9 @@ def openevolve_python(venv: Path, install: bool) -> Path | None:
     return python if ok else None
 
 
-def run_openevolve(root: Path, task_dir: Path, python: Path, name: str, n: int) -> dict:
-    work = root / f"oe-{name}-{n}"
+def run_openevolve(root: Path, task_dir: Path, python: Path, name: str, n: int,
+                   rep: int = 0) -> dict:
+    work = root / f"oe-{n}-{rep}"
     work.mkdir()
     log = work / "evals.log"
     (work / "initial_program.py").write_text(program(name, 0))
@@ -302,6 +304,11 @@ def show(name: str, program_name: str, n: int, f: dict) -> None:
         print(f"    {ms:6.1f} ms  {phase} (median, second half)")
 
 
+def middle(runs: list[dict]) -> dict:
+    """Of repeated runs, the one with the median per-candidate median (the lower middle)."""
+    return sorted(runs, key=lambda f: f["median_ms"])[(len(runs) - 1) // 2]
+
+
 def summarize(result: dict, sizes: list[int]) -> dict:
     """The headline figures of one program's runs."""
     out: dict = {}
@@ -326,6 +333,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     ap.add_argument("--programs", nargs="+", choices=list(PROGRAMS), default=list(PROGRAMS))
+    ap.add_argument("--repeat", type=int, default=1, metavar="R",
+                    help="run each size R times (the order alternating) and report, per system, "
+                         "the run with the median figure (this machine's noise is large)")
     ap.add_argument("--no-openevolve", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not pip install OpenEvolve")
     ap.add_argument("--openevolve-venv", type=Path, default=DEFAULT_VENV)
@@ -355,17 +365,20 @@ def main() -> None:
             root.mkdir()
             task_dir = bench_task(root, EVALUATOR)
             (task_dir / "repo" / "pkg" / "policy.py").write_text(program(name, 0))
-            result: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
-            for i, n in enumerate(args.sizes):
-                runs = [("ours", partial(run_ours, root, task_dir, name, n)),
-                        ("ours_json", partial(run_ours, root, task_dir, name, n, False))]
-                if python is not None:
-                    runs.append(("openevolve",
-                                 partial(run_openevolve, root, task_dir, python, name, n)))
-                for system, fn in (runs if i % 2 == 0 else runs[::-1]):  # ABBA
-                    f = fn()
-                    result[system][str(n)] = f
-                    show(system, name, n, f)
+            every: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
+            for rep in range(args.repeat):
+                for i, n in enumerate(args.sizes):
+                    runs = [("ours", partial(run_ours, root, task_dir, name, n, True, rep)),
+                            ("ours_json", partial(run_ours, root, task_dir, name, n, False, rep))]
+                    if python is not None:
+                        runs.append(("openevolve", partial(run_openevolve, root, task_dir,
+                                                           python, name, n, rep)))
+                    for system, fn in (runs if (i + rep) % 2 == 0 else runs[::-1]):  # ABBA
+                        f = fn()
+                        every[system].setdefault(str(n), []).append(f)
+                        show(system, name, n, f)
+            result = {system: {n: middle(runs) for n, runs in by_size.items()}
+                      for system, by_size in every.items()}
             results[name] = result
             summary.update({_key(key, name): value
                             for key, value in summarize(result, args.sizes).items()})

@@ -11,6 +11,7 @@ and the data; an id or retry field only counts, as in theirs, for when an event 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,11 +27,12 @@ class Event:
         self.event, self.data = event, data
 
     def json(self) -> Any:
-        import json
         return json.loads(self.data)
 
 
 class Decoder:
+    """Body chunks in, events out (the SDKs' `SSEDecoder.iter_bytes`)."""
+
     def iter_bytes(self, chunks: Iterator[bytes]) -> Iterator[Event]:
         event: str | None = None
         data: list[str] = []
