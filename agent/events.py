@@ -242,7 +242,8 @@ class Retried(Event):
     error: str
 
 
-@event("evaluators", "at the end of a run, per node (local, or each Ray node): evaluations run, busy seconds")
+@event("evaluators", "per node (local, or each Ray node): evaluations run, busy seconds; "
+                     "every 10 s at most while they change, and at the end of a run")
 @dataclass(kw_only=True, slots=True)
 class Evaluators(Event):
     nodes: dict[str, dict[str, Any]]

@@ -44,6 +44,7 @@ class Printer:
         self.best: float | None = None
         self.committed = 0
         self.cost_usd = 0.0
+        self.nodes: dict[str, dict] = {}
         self.lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
@@ -65,7 +66,9 @@ class Printer:
                 case Steered():
                     self._steered(event)
                 case Evaluators():
-                    for node, st in event.nodes.items():
+                    self.nodes = event.nodes  # said once, at the end
+                case SessionFinished():
+                    for node, st in self.nodes.items():
                         self.console.print(f"evaluations on {node}: {st['evaluations']} in "
                                            f"{st['busy_s']:.1f} s" + (f", {st['lost']} lost" if st.get("lost") else ""))
 

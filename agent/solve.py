@@ -54,6 +54,9 @@ POLL_S = 0.2
 """How often the scheduler looks at control.jsonl while episodes run or the run is paused."""
 TOTALS_EVERY_S = 1.0
 """session.toml's running totals are rewritten at most this often (and at the end)."""
+EVALUATORS_EVERY_S = 10.0
+"""The per-node evaluation counts are reported at most this often, when they changed (and at
+the end): the watcher shows them live."""
 
 
 class BaselineInvalid(RuntimeError):
@@ -86,6 +89,7 @@ class Solver:
         self.episodes_started = 0
         self.started = time.monotonic()
         self._totals_at = 0.0
+        self._evaluators_said: tuple[float, dict] = (time.monotonic(), {})
         self.stop_reason = ""
         self.stopping = False  # set when running episodes must end after their current turn
         self.steering = Steering()  # the researcher's commands so far (agent/steering.py)
@@ -152,6 +156,7 @@ class Solver:
             running: set = set()
             while True:
                 self.steer()
+                self.report_evaluators()
                 while len(running) < self.cfg.workers and self._may_start():
                     self.episodes_started += 1
                     running.add(pool.submit(self.episode, self.episodes_started - 1))
@@ -173,7 +178,7 @@ class Solver:
         best = self.db.best()
         if self.cfg.test_at_end:
             self.scorer.test(best)
-        self.emit(Evaluators(nodes={node: dataclasses.asdict(st) for node, st in self.scorer.pool.stats().items()}))
+        self.report_evaluators(final=True)
         self.scorer.pool.close()
         self._finish(best)
         return best
@@ -216,6 +221,17 @@ class Solver:
             elif e.command == "stop":
                 self.stopping, self.stop_reason = True, self.stop_reason or "stopped"
             self.emit(e)
+
+    def report_evaluators(self, final: bool = False) -> None:
+        """An `evaluators` event: at the end, and before it every EVALUATORS_EVERY_S at most,
+        when the counts changed."""
+        at, said = self._evaluators_said
+        if not final and time.monotonic() - at < EVALUATORS_EVERY_S:
+            return
+        nodes = {node: dataclasses.asdict(st) for node, st in self.scorer.pool.stats().items()}
+        if final or nodes != said:
+            self._evaluators_said = (time.monotonic(), nodes)
+            self.emit(Evaluators(nodes=nodes))
 
     def _over_cost(self) -> bool:
         return bool(self.cfg.max_cost_usd) and self.usage.cost_usd >= self.cfg.max_cost_usd

@@ -63,7 +63,7 @@ def test_four_episodes_share_two_evaluator_slots_and_identical_trees_run_once(tm
     assert committed and committed <= scored
     calls = [tuple(c) for c in state["calls"]]
     assert len(calls) == len(set(calls)), "a stage ran twice on the same code"
-    (used,) = of_type(evs, "evaluators")
+    used = of_type(evs, "evaluators")[-1]  # the run's end: every evaluation counted
     assert list(used["nodes"]) == ["local"] and used["nodes"]["local"]["evaluations"] == len(calls)
     assert len(of_type(evs, "episode_started")) == 4
 
@@ -148,3 +148,20 @@ def test_an_unreachable_ray_cluster_is_one_line_before_anything_is_made(tmp_path
     assert proc.returncode == 2 and "Traceback" not in out, out
     (error,) = [line for line in out.splitlines() if line.startswith("error")]  # after the jail's line
     assert "--backend local" in error or "needs Ray" in error
+
+
+@pytest.mark.slow
+def test_a_run_reports_its_evaluators_while_it_runs(tmp_path):
+    """The per-node counts go out during the run, not only at its end (the watcher shows them
+    live): the baseline and 6 candidates, two stages of at least a second each, make a run of
+    over 10 s (EVALUATORS_EVERY_S), so at least one report comes before the last."""
+    task = toy_task(tmp_path, sleep_s=1.0)
+    _, session = solve(task, "tuner", tmp_path / "sessions", 6, "--workers", "1", "--no-test",
+                       "--seed", "1")
+    evs = events(session)
+    reports = of_type(evs, "evaluators")
+    counts = [r["nodes"]["local"]["evaluations"] for r in reports]
+    assert len(reports) >= 2 and counts == sorted(counts) and 0 < counts[0] < counts[-1]
+    assert counts[-1] == len(of_type(evs, "evaluated"))
+    assert evs.index(reports[0]) < evs.index(of_type(evs, "candidate_scored")[-1])
+    assert evs.index(reports[-1]) == len(evs) - 2  # the last: just before session_finished
