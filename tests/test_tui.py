@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from agent.events import CandidateCommitted, CandidateScored, EpisodeStarted, EventLog
+from agent.events import CandidateCommitted, CandidateScored, EpisodeStarted, Evaluators, EventLog
 from agent.tui import WatchApp
 from agent.tui.app import PAGE
-from agent.tui.model import CandidateRecord, SessionView
+from agent.tui.model import CandidateRecord, SessionView, nodes_line
 from fixtures.helpers import REPO_ROOT, run_cli, toy_task
 from fixtures.session import DEMO_ID, demo_session, large_session, synthetic_sha
 
@@ -106,7 +106,7 @@ def test_the_view_folds_the_demo_session_into_its_facts(demo):
     view.poll()
     h = view.header
     assert (h.task, h.session_id, h.models, h.budget, h.used, h.max_cost) == ("demo", DEMO_ID, ["tuner"], 20, 8, 1.0)
-    assert view.runner_state() == "finished" and view.elapsed() == 225.0
+    assert view.runner_state() == "finished" and view.elapsed() == 230.0
     assert h.best_score == -0.04 and h.baseline_score == -17.0
     assert h.gain() == pytest.approx((16.96, 99.7647), rel=1e-4)
     best = view.candidates[h.best]
@@ -120,7 +120,18 @@ def test_the_view_folds_the_demo_session_into_its_facts(demo):
     assert "+A = 7.0" in view.diff(h.best, "parent") and "-A = 6.0" in view.diff(h.best, "parent")
     assert "-A = 3.0" in view.diff(h.best, "baseline")
     assert view.diff(h.baseline, "parent") == ""
+    assert nodes_line(view.nodes) == "evaluators  local: 17 evaluations, 4.2 s busy"
     assert view.poll() == []
+
+
+def test_the_evaluators_line_names_each_node_and_what_went_wrong():
+    assert nodes_line({}).startswith("evaluators: none reported yet")
+    line = nodes_line({
+        "3f2a9c1b77d0aa": {"host": "gpu-1", "evaluations": 15, "busy_s": 8.14, "lost": 1, "jail": "ok"},
+        "9e8d7c6b5a4f33": {"address": "10.0.0.3", "evaluations": 0, "busy_s": 0.0, "lost": 0,
+                           "jail": "bwrap: no user namespaces"}})
+    assert line == ("evaluators  3f2a9c1b (gpu-1): 15 evaluations, 8.1 s busy, 1 lost;  "
+                    "9e8d7c6b (10.0.0.3): 0 evaluations, 0.0 s busy, jail: bwrap: no user namespaces")
 
 
 # -- a real session --------------------------------------------------------------------------------
@@ -222,7 +233,10 @@ async def test_candidates_and_episodes_appended_while_watching_appear(demo):
         worse = "d" * 40  # under the new best, which is a leaf of the tree so far
         log.emit(CandidateScored(commit=worse, parent=new, episode=7, stage="full", score=0.5, valid=True,
                                  candidate={"island": 1, "model": "tuner", "message": "worse"}, stages=[]))
+        log.emit(Evaluators(nodes={"a1b2c3d4e5": {"host": "head", "evaluations": 9, "busy_s": 2.0},
+                                   "f6e5d4c3b2": {"host": "second", "evaluations": 11, "busy_s": 2.5}}))
         log.close()
+        await until(pilot, lambda: "second): 11 evaluations" in str(app.evaluators_line.render()))
         await until(pilot, lambda: sibling in app.nodes)
         await until(pilot, lambda: new in app.nodes)  # a new best: the path down to it opens
         assert worse not in app.nodes  # its parent was never expanded

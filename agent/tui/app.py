@@ -47,6 +47,7 @@ from agent.tui.model import (
     TranscriptTail,
     describe,
     fmt_score,
+    nodes_line,
     short,
 )
 
@@ -129,6 +130,7 @@ class WatchApp(App[str | None]):
     #tabs { width: 1fr; }
     #transcript { height: 1fr; border: round $primary; }
     #episodes { height: auto; max-height: 12; }
+    #nodes { height: auto; }
     #events { height: 8; border: round $primary; }
     ModalScreen { align: center middle; }
     #dialog { width: 80; height: auto; border: thick $primary; padding: 1 2; background: $surface; }
@@ -175,6 +177,7 @@ class WatchApp(App[str | None]):
         self.detail_pane = Static(id="detail")
         self.plot = PlotextPlot(id="plot")
         self.table = DataTable(id="episodes", cursor_type="row", zebra_stripes=True)
+        self.evaluators_line = Static(id="nodes")
         self.transcript_log = RichLog(id="transcript", wrap=True, markup=False, max_lines=2000)
         self.events_log = RichLog(id="events", max_lines=500, markup=False)
         with Horizontal(id="top"):
@@ -190,6 +193,7 @@ class WatchApp(App[str | None]):
                 with TabPane("Score", id="score"):
                     yield self.plot
                 with TabPane("Episodes", id="episodes-tab"):
+                    yield self.evaluators_line
                     yield self.table
                     yield self.transcript_log
         yield self.events_log
@@ -445,6 +449,7 @@ class WatchApp(App[str | None]):
                  f"{ep.dollars:.4f}", ep.ended or "running") for ep in running + ended[::-1]]
 
     def refresh_episodes(self) -> None:
+        self.evaluators_line.update(Text(nodes_line(self.view.nodes), "dim"))
         table = self.table
         rows = self.episode_rows()
         current = [tuple(table.get_row_at(i)) for i in range(table.row_count)]

@@ -44,7 +44,7 @@ RECENT = 500
 """Events kept for the log pane."""
 RUNNER_TTL_S = 0.5
 """How long one look at the runner's process (in /proc) is trusted."""
-QUIET = {"tool_called", "budget", "evaluated"}
+QUIET = {"tool_called", "budget", "evaluated", "evaluators"}
 """Event types too frequent to list one line each."""
 
 
@@ -147,6 +147,8 @@ class SessionView:
         self.children: dict[str, list[CandidateRecord | RejectedRecord]] = {}
         """Per parent commit, its candidates and rejected attempts in arrival order."""
         self.episodes: dict[int, EpisodeRecord] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        """The last `evaluators` event's per-node counts (sandbox.pool.NodeStats as dicts)."""
         self.recent: deque[Event | RawEvent] = deque(maxlen=RECENT)
         self.steering = Steering()
         self.first_t: float | None = None
@@ -240,6 +242,8 @@ class SessionView:
             case CandidateTested():
                 if cand := self.candidates.get(ev.commit):
                     cand.test_score = ev.score
+            case Evaluators():
+                self.nodes = dict(ev.nodes)
             case Steered():
                 self.steering.apply(ev)
                 if ev.command == "budget":
@@ -360,6 +364,22 @@ def fmt_score(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.6g}"
 
 
+def nodes_line(nodes: dict[str, dict[str, Any]]) -> str:
+    """Where the evaluations ran: per node, how many, busy seconds, lost ones, a jail problem."""
+    if not nodes:
+        return "evaluators: none reported yet (the runner says every 10 s while they change)"
+    said = []
+    for node, st in nodes.items():
+        name = node if node == "local" else f"{node[:8]} ({st.get('host') or st.get('address') or '?'})"
+        facts = [f"{st.get('evaluations', 0)} evaluations", f"{st.get('busy_s', 0.0):.1f} s busy"]
+        if st.get("lost"):
+            facts.append(f"{st['lost']} lost")
+        if st.get("jail") not in (None, "", "ok"):
+            facts.append(f"jail: {st['jail']}")
+        said.append(f"{name}: {', '.join(facts)}")
+    return "evaluators  " + ";  ".join(said)
+
+
 def describe(ev: Event | RawEvent) -> tuple[str, str] | None:
     """One log line for an event and its style, or None for the noisy kinds."""
     if ev.type in QUIET:
@@ -390,9 +410,6 @@ def describe(ev: Event | RawEvent) -> tuple[str, str] | None:
         case ModelRetry():
             text = f"e{ev.episode} {ev.model} attempt {ev.attempt} in {ev.delay_s:.0f}s: {ev.error}"
             style = "yellow"
-        case Evaluators():
-            text = "; ".join(f"{node[:12]} {st.get('evaluations', 0)} in {st.get('busy_s', 0.0):.1f} s"
-                             for node, st in ev.nodes.items())
         case Steered():
             facts = [ev.text, short(ev.commit), "" if ev.episode is None else f"e{ev.episode}",
                      f"+{ev.amount}" if ev.amount else ""]
