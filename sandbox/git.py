@@ -187,8 +187,9 @@ class WorktreePool:
     processes). The reset runs no process when the blobs it writes are loose (the harness
     writes its commits loose): every file the parent does not have is deleted, the parent's
     blobs are written where the worktree differs, and HEAD and the branch ref are written;
-    when a blob is packed (or a submodule is in the tree), one `git checkout -f -B` finishes. The index is left as it
-    was (the Scanner reads none of it and rebuilds it when git needs it).
+    when a blob is packed (or a submodule is in the tree), one `git checkout -f -B` finishes.
+    The index is left as it was (the Scanner reads none of it and rebuilds it when git needs
+    it).
 
     A reset starts from nothing the agent left: the pointer file `.git` is rewritten, tracked
     files are forced back to the parent's, everything else (untracked, ignored, nested repos,
@@ -255,9 +256,7 @@ class WorktreePool:
             wt.git(["checkout", "--quiet", "--force", "--no-recurse-submodules", "-B", branch,
                     commit])
             return
-        ref = wt.common / "refs" / "heads" / branch
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        _update_ref(ref, commit)
+        update_ref(wt.common / "refs" / "heads" / branch, commit)
         (wt.gitdir / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
 
     def _discard(self, wt: Worktree) -> None:
@@ -446,13 +445,8 @@ class Scanner:
             return self.wt.head()
         objects = self.wt.common / "objects"
         tree = _write_tree(objects, {p: (self._stat[p][3], b) for p, b in files.items()})
-        ident = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> " \
-                f"{int(time.time())} +0000"
-        parent = self.wt.head()
-        body = (f"tree {tree}\nparent {parent}\nauthor {ident}\ncommitter {ident}\n\n"
-                f"{message.strip()}\n").encode()
-        sha = write_object(objects, b"commit", body)
-        _update_ref(self.wt.common / self._ref, sha)
+        sha = write_commit(objects, tree, self.wt.head(), message)
+        update_ref(self.wt.common / self._ref, sha)
         self.tracked = dict(files)
         self.index_stale = True
         return sha
@@ -501,28 +495,52 @@ def _write_tree(objects: Path, files: dict[str, tuple[bytes, str]]) -> str:
         node[name] = entry
 
     def write(node: dict) -> str:
-        entries = []
-        for name, value in node.items():
-            if isinstance(value, dict):  # git sorts a folder as if its name ended in "/"
-                entries.append(((name + "/").encode(), b"40000", name, write(value)))
-            else:
-                entries.append((name.encode(), value[0], name, value[1]))
-        entries.sort(key=lambda e: e[0])
-        data = b"".join(b"%s %s\0" % (mode, name.encode()) + bytes.fromhex(sha)
-                        for _, mode, name, sha in entries)
-        return write_object(objects, b"tree", data)
+        return write_tree_object(objects, {
+            name: (b"40000", write(value)) if isinstance(value, dict) else value
+            for name, value in node.items()})
 
     return write(root)
 
 
-def _update_ref(path: Path, sha: str) -> None:
+def write_tree_object(objects: Path, entries: dict[str, tuple[bytes, str]]) -> str:
+    """One tree object of {name: (mode, sha)} in git's order (a folder sorts as if its name
+    ended in "/"); returns its sha."""
+    def order(item: tuple[str, tuple[bytes, str]]) -> bytes:
+        return item[0].encode() + (b"/" if item[1][0] == b"40000" else b"")
+    data = b"".join(b"%s %s\0" % (mode, name.encode()) + bytes.fromhex(sha)
+                    for name, (mode, sha) in sorted(entries.items(), key=order))
+    return write_object(objects, b"tree", data)
+
+
+def write_commit(objects: Path, tree: str, parent: str | None, message: str) -> str:
+    """A loose commit object by the session's identity, now; returns its sha."""
+    ident = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> " \
+            f"{int(time.time())} +0000"
+    parents = f"parent {parent}\n" if parent else ""
+    return write_object(objects, b"commit", f"tree {tree}\n{parents}author {ident}\n"
+                                            f"committer {ident}\n\n{message.strip()}\n".encode())
+
+
+def update_ref(path: Path, sha: str, expect: str | None = None) -> bool:
+    """Point a loose ref at sha under git's lock (FileExistsError when another writer holds
+    it). With `expect`, only if the ref still names that ("" = no ref yet): False otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
     fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.write(fd, f"{sha}\n".encode())
     finally:
         os.close(fd)
+    if expect is not None:
+        try:
+            now = path.read_text().strip()
+        except FileNotFoundError:
+            now = ""
+        if now != expect:
+            lock.unlink()
+            return False
     os.replace(lock, path)
+    return True
 
 
 def changed_paths(before: dict[str, str], after: dict[str, str]) -> list[str]:

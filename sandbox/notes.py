@@ -12,14 +12,21 @@ someone else, a notes tree holding anything but notes.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import threading
 import time
 from pathlib import Path
 
-from sandbox.git import IDENTITY, GitError, git, loose_entries, write_object
+from sandbox.git import (
+    GitError,
+    git,
+    loose_entries,
+    update_ref,
+    write_commit,
+    write_object,
+    write_tree_object,
+)
 
 NOTES_REF = "adrs"
 REF = f"refs/notes/{NOTES_REF}"
@@ -76,15 +83,15 @@ class NotesWriter:
             fan[commit[2:]] = write_object(objects, b"blob", texts[commit].encode())
             touched.add(commit[:2])
         for prefix in touched:
-            self._trees[prefix] = _tree(objects, self._fans[prefix], b"100644")
-        root = _tree(objects, self._trees, b"40000")
-        ident = f"{IDENTITY['GIT_AUTHOR_NAME']} <{IDENTITY['GIT_AUTHOR_EMAIL']}> " \
-                f"{int(time.time())} +0000"
-        parent = f"parent {head}\n" if head else ""
-        new = write_object(objects, b"commit", f"tree {root}\n{parent}author {ident}\n"
-                                               f"committer {ident}\n\n{MESSAGE}".encode())
-        if not _swap_ref(gitdir / REF, head, new):
-            self._fans = None  # moved by someone else: read again next time
+            self._trees[prefix] = _notes_tree(objects, self._fans[prefix])
+        root = write_tree_object(objects, {p: (b"40000", t) for p, t in self._trees.items()})
+        new = write_commit(objects, root, head, MESSAGE)
+        try:
+            moved = update_ref(gitdir / REF, new, expect=head)
+        except FileExistsError:  # another writer (a git process) holds the lock
+            moved = False
+        if not moved:
+            self._fans = None  # moved by someone else, or about to be: read again next time
             return list(texts)
         self._head = new
         return rest
@@ -104,16 +111,13 @@ class NotesWriter:
             if mode != b"100644" or not _SHA.fullmatch(name):
                 return False  # something else in the notes tree: let git keep it
             fans.setdefault(name[:2], {})[name[2:]] = blob
-        self._trees = {prefix: _tree(objects, fan, b"100644") for prefix, fan in fans.items()}
+        self._trees = {prefix: _notes_tree(objects, fan) for prefix, fan in fans.items()}
         self._fans = fans
         return True
 
 
-def _tree(objects: Path, entries: dict[str, str], mode: bytes) -> str:
-    """A tree of same-kind entries (all notes, or all fan-out folders: one sort order)."""
-    data = b"".join(b"%s %s\0" % (mode, name.encode()) + bytes.fromhex(sha)
-                    for name, sha in sorted(entries.items()))
-    return write_object(objects, b"tree", data)
+def _notes_tree(objects: Path, fan: dict[str, str]) -> str:
+    return write_tree_object(objects, {name: (b"100644", blob) for name, blob in fan.items()})
 
 
 def _read_ref(gitdir: Path) -> str | None:
@@ -130,29 +134,6 @@ def _read_ref(gitdir: Path) -> str | None:
     except OSError:
         return None
     return sha if _SHA.fullmatch(sha) else None
-
-
-def _swap_ref(path: Path, old: str, new: str) -> bool:
-    """Point the loose ref at new if it still names old ("" = absent), under git's lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(path.name + ".lock")
-    try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another writer (a git process) holds it
-        return False
-    try:
-        os.write(fd, f"{new}\n".encode())
-    finally:
-        os.close(fd)
-    try:
-        now = path.read_text().strip()
-    except FileNotFoundError:
-        now = ""
-    if now != old:
-        lock.unlink()
-        return False
-    os.replace(lock, path)
-    return True
 
 
 class NotesQueue:
