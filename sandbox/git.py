@@ -227,7 +227,7 @@ class WorktreePool:
             yield wt
         finally:
             try:  # detach, as `git checkout --detach` would, without a process
-                (wt.gitdir / "HEAD").write_text(wt.head() + "\n")
+                overwrite(wt.gitdir / "HEAD", f"{wt.head()}\n".encode())
             except (GitError, OSError):
                 self._discard(wt)
             else:
@@ -257,7 +257,7 @@ class WorktreePool:
                     commit])
             return
         update_ref(wt.common / "refs" / "heads" / branch, commit)
-        (wt.gitdir / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
+        overwrite(wt.gitdir / "HEAD", f"ref: refs/heads/{branch}\n".encode())
 
     def _discard(self, wt: Worktree) -> None:
         (wt.gitdir / "locked").unlink(missing_ok=True)
@@ -294,9 +294,10 @@ def _delete_all_but(root: Path, keep: set[str], dirs: set[str]) -> None:
 def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]]) -> bool:
     """Make each file under root hold its blob (entries: path -> (mode, blob sha)), after
     `_delete_all_but` left only real folders on the way. A file already right (same blob
-    hash and mode) is not touched; a link or folder in a file's place is replaced, never
-    followed; files are written beside their place and renamed over it. False when a blob is
-    not loose or an entry is a submodule (git has to do it)."""
+    hash and mode, one name) is not touched; a link or folder in a file's place is replaced, never
+    followed; a changed file is deleted and made anew (on ext4 a rename over it would wait for
+    its blocks). False when a blob is not loose or an entry is a submodule (git has to do
+    it)."""
     for rel, (mode, sha) in entries.items():
         if mode == b"160000":
             return False
@@ -307,25 +308,29 @@ def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]
             target.unlink()
         elif target.is_dir():
             shutil.rmtree(target)
-        elif mode != b"120000" and target.is_file() and \
-                bool(target.stat().st_mode & 0o100) == (mode == b"100755") and \
-                _blob_sha(target.read_bytes()) == sha:
+        elif mode != b"120000" and target.is_file() and _kept(target, mode, sha):
             continue
         obj = read_loose(objects, sha)
         if obj is None or obj[0] != b"blob":
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".adrs-reset-{threading.get_ident()}")
-        tmp.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)  # a new file, not a rename over the old one (ext4)
         if mode == b"120000":
-            os.symlink(os.fsdecode(obj[1]), tmp)
+            os.symlink(os.fsdecode(obj[1]), target)
         else:
             executable = mode == b"100755"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                               0o755 if executable else 0o644), "wb") as f:
                 f.write(obj[1])
-        os.replace(tmp, target)
     return True
+
+
+def _kept(path: Path, mode: bytes, sha: str) -> bool:
+    """Whether a regular file already is the blob: its exec bit, its bytes, and no other name
+    for it (a hard link, which a later write in place would write through)."""
+    st = path.stat()
+    return bool(st.st_mode & 0o100) == (mode == b"100755") and st.st_nlink == 1 and \
+        _blob_sha(path.read_bytes()) == sha
 
 
 def _blob_sha(data: bytes) -> str:
@@ -521,6 +526,18 @@ def write_commit(objects: Path, tree: str, parent: str | None, message: str) -> 
                                             f"committer {ident}\n\n{message.strip()}\n".encode())
 
 
+def overwrite(path: Path, data: bytes) -> None:
+    """Put data in a file (a worktree's HEAD, a file an agent writes) in place, the final
+    link never followed. Not emptied first and not renamed over: on ext4 (auto_da_alloc)
+    either makes the close or the rename wait for the file's blocks, 0.2-2 ms each here. A
+    reader racing it may see a mix of old and new bytes (git reads such a HEAD as naming no
+    branch)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    with open(fd, "wb") as f:
+        f.write(data)
+        f.truncate()
+
+
 def update_ref(path: Path, sha: str, expect: str | None = None) -> bool:
     """Point a loose ref at sha under git's lock (FileExistsError when another writer holds
     it). With `expect`, only if the ref still names that ("" = no ref yet): False otherwise."""
@@ -604,12 +621,6 @@ def read_loose(objects: Path, sha: str) -> tuple[bytes, bytes] | None:
     header, _, data = raw.partition(b"\0")
     kind, _, size = header.partition(b" ")
     return (kind, data) if size.isdigit() and int(size) == len(data) else None
-
-
-def loose_files(objects: Path, commit: str) -> dict[str, str] | None:
-    """{path: blob sha} of a commit whose commit and tree objects are all loose, else None."""
-    entries = loose_entries(objects, commit)
-    return None if entries is None else {path: sha for path, (_, sha) in entries.items()}
 
 
 def loose_entries(objects: Path, commit: str) -> dict[str, tuple[bytes, str]] | None:

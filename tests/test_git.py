@@ -426,6 +426,27 @@ def test_a_reused_worktree_starts_clean_at_its_parent(tmp_path, session_repo):
     assert sh(["git", "worktree", "list", "--porcelain"], repo).count("worktree ") == 1
 
 
+def test_a_reset_breaks_hard_links_to_files_outside(tmp_path, session_repo):
+    """A tracked file left as a second name of a file outside the worktree, with the very
+    bytes of its blob, is made anew by the reset: writing it later (in place, as the agent's
+    write tool does) never reaches the file outside."""
+    repo, base = session_repo
+    pool = git.WorktreePool(repo, tmp_path / "worktrees")
+    with pool.checkout(base, "adrs/0/0") as wt:
+        policy = wt.path / "pkg" / "policy.py"
+        outside = tmp_path / "precious.py"
+        outside.write_bytes(policy.read_bytes())
+        policy.unlink()
+        os.link(outside, policy)
+        assert policy.stat().st_nlink == 2
+    with pool.checkout(base, "adrs/1/1") as wt:
+        policy = wt.path / "pkg" / "policy.py"
+        assert policy.stat().st_nlink == 1
+        git.overwrite(policy, b"X = 666\n")
+    assert outside.read_text() == "def policy():\n    return 1\n"
+    pool.close()
+
+
 def commit_deeper_exec_and_link(repo: Path, base: str, path: Path, x: str) -> str:
     """A commit on base adding a deeper folder's file (text x), an executable and a link."""
     with git.worktree(repo, path, base, branch=path.name) as wt:
@@ -515,10 +536,11 @@ def test_files_from_loose_objects_agree_with_ls_tree(tmp_path, session_repo):
     repo, base = session_repo
     sha = commit_deeper_exec_and_link(repo, base, tmp_path / "wt", "X = 1\n")
     listed = git._ls_tree(repo, sha)
-    assert git.loose_files(repo / ".git" / "objects", sha) == listed
+    loose = git.loose_entries(repo / ".git" / "objects", sha)
+    assert {path: blob for path, (_, blob) in loose.items()} == listed
     assert git.files_at(repo, sha) == listed and "pkg/deep/er/x.py" in listed
     sh(["git", "gc", "-q"], repo)  # packed: no loose reading, git answers
-    assert git.loose_files(repo / ".git" / "objects", base) is None
+    assert git.loose_entries(repo / ".git" / "objects", base) is None
     assert git.files_at(repo, "HEAD") == git._ls_tree(repo, base)
 
 

@@ -9,7 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
-from sandbox.git import bad_path
+from sandbox.git import bad_path, overwrite
 from tools.base import ToolContext, ToolResult
 
 SKIP_DIRS = {".git", "__pycache__"}
@@ -117,7 +117,7 @@ def write_text(path: Path, text: str) -> int:
     """Write text with its line breaks untouched; returns the number of bytes written."""
     data = text.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    overwrite(path, data)
     return len(data)
 
 
