@@ -15,7 +15,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from sandbox import run as sandbox_run
 from sandbox.jail import JailConfig, remove_containers, resolve_backend
+from sandbox.scratch import scratch
 
 LOG_TAIL_CHARS = 2000
 MAX_RESULT_BYTES = 32 * 1024 * 1024
@@ -174,8 +174,8 @@ def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
     argv = format_command(spec.command, stage, worktree, data, python)
     jail = dataclasses.replace(jail or spec.jail(), wall_s=spec.timeout_s,
                                label=f"adrs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    with tempfile.TemporaryDirectory(prefix="adrs-result-") as box:
-        result_file = Path(box) / "result.json"
+    with scratch() as box:
+        result_file = box / "result.json"
         extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else "",
                  "ADRS_RESULT": str(result_file), "ADRS_JAIL": jail.to_env()}
         try:

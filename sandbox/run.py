@@ -9,8 +9,9 @@ Either way the command runs in its own session and its own cgroup (where one can
 them be killed at the end, `setsid` stragglers included; each process is also under an
 address-space limit (`prlimit`). Its environment is an allow-list (PATH, locale, the task's
 declared variables), never the harness's: no API key, proxy password or database URL reaches
-it. HOME and TMPDIR are a private temp folder. stdout and stderr are read as they come and
-kept as head and tail (`sandbox.capture`), so a flood of output costs a bounded amount.
+it. HOME and TMPDIR are a private temp folder (`sandbox.scratch`), empty at the start. stdout
+and stderr are read as they come and kept as head and tail (`sandbox.capture`), so a flood of
+output costs a bounded amount.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from pathlib import Path
 from sandbox.capture import Bounded, drain
 from sandbox.cgroup import Cgroup
 from sandbox.jail import Jail, JailError, popen
+from sandbox.scratch import scratch
 
 ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "VIRTUAL_ENV",
                "ADRS_SANDBOX")
@@ -107,7 +108,7 @@ def run(
     base = allowed_env(dict(os.environ if env is None else env), list(declared_env))
     cgroup = Cgroup.create(memory_mb, pids)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="adrs-run-") as tmp:
+    with scratch() as home:
         try:
             joins = cgroup.wrap([]) if cgroup else []
             limits = list(limits_prefix(memory_mb))
@@ -115,7 +116,7 @@ def run(
                 proc = jail.spawn(argv, dict(extra_env or {}), stdin=False,
                                   prefix=joins + limits)
             else:
-                full_env = {**base, "HOME": tmp, "TMPDIR": tmp, "PYTHONDONTWRITEBYTECODE": "1",
+                full_env = {**base, "HOME": str(home), "TMPDIR": str(home), "PYTHONDONTWRITEBYTECODE": "1",
                             **(extra_env or {})}
                 netns = list(netns_prefix()) if not network else []
                 proc = popen(joins + netns + limits + argv, full_env, cwd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -92,20 +93,49 @@ def test_explicit_env_is_filtered_too(tmp_path):
     assert env["ADRS_STAGE"] == "quick"
 
 
-def test_home_and_tmpdir_private_and_removed(tmp_path, monkeypatch):
+def test_home_and_tmpdir_private_and_emptied(tmp_path, monkeypatch):
+    """HOME is a private folder, empty at every start: what one run leaves there (files,
+    folders, a link to a folder outside) is gone before the next, and nothing is followed."""
     monkeypatch.setenv("HOME", str(tmp_path / "real-home"))
-    script = ("import json, os, pathlib; h = os.environ['HOME']; "
-              "pathlib.Path(h, 'left.txt').write_text('x'); "
-              "print(json.dumps({'home': h, 'tmp': os.environ['TMPDIR'], "
-              "'exists': os.path.isdir(h)}))")
-    res = run([sys.executable, "-c", script], tmp_path, timeout_s=60)
-    assert res.ok, res.stderr
-    info = json.loads(res.stdout.strip().splitlines()[-1])
-    assert info["exists"] is True
-    assert info["home"] == info["tmp"]
-    assert info["home"] != str(tmp_path / "real-home")
-    assert "adrs-run-" in Path(info["home"]).name
-    assert not Path(info["home"]).exists()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    script = ("import json, os, pathlib; h = pathlib.Path(os.environ['HOME']); "
+              "seen = sorted(os.listdir(h)); (h / 'left.txt').write_text('x'); "
+              "(h / 'd' / 'e').mkdir(parents=True); (h / 'd' / 'e' / 'f').write_text('y'); "
+              f"(h / 'link').symlink_to({str(outside)!r}); "
+              "print(json.dumps({'home': str(h), 'tmp': os.environ['TMPDIR'], 'seen': seen}))")
+    homes = []
+    for _ in range(3):
+        res = run([sys.executable, "-c", script], tmp_path, timeout_s=60)
+        assert res.ok, res.stderr
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+        assert info["seen"] == []
+        assert info["home"] == info["tmp"]
+        assert info["home"] != str(tmp_path / "real-home")
+        assert "adrs-run-" in Path(info["home"]).name
+        assert not any(Path(info["home"]).iterdir())
+        homes.append(info["home"])
+    assert len(set(homes)) == 1  # the folder is reused, emptied
+    assert (outside / "keep.txt").read_text() == "mine"
+    assert Path(homes[0]).stat().st_mode & 0o777 == 0o700
+
+
+def test_runs_at_once_get_homes_of_their_own(tmp_path):
+    """Two commands running at the same time (each waits until both have started) never
+    share a HOME."""
+    script = ("import os, pathlib, sys, time; d = pathlib.Path(sys.argv[1]); "
+              "(d / sys.argv[2]).write_text(os.environ['HOME']); "
+              "t = time.time() + 30\n"
+              "while len(list(d.iterdir())) < 2 and time.time() < t: time.sleep(0.01)\n"
+              "print(len(list(d.iterdir())))")
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(lambda name: run([sys.executable, "-c", script, str(meet), name],
+                                               tmp_path, timeout_s=60), ["a", "b"]))
+    assert all(r.ok and r.stdout.strip() == "2" for r in results), results
+    assert (meet / "a").read_text() != (meet / "b").read_text()
 
 
 def test_hanging_command_and_grandchild_killed(tmp_path):
