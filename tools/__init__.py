@@ -74,6 +74,12 @@ def _params(fn: Callable) -> list[inspect.Parameter]:
 
 
 @functools.cache
+def _arguments(fn: Callable) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
+    """The tool's parameters after ctx by name, and its type hints (read once per tool)."""
+    return {p.name: p for p in _params(fn)}, typing.get_type_hints(fn)
+
+
+@functools.cache
 def schema(fn: Callable) -> dict:
     """The tool's schema: {"name", "description", "input_schema"} for the model."""
     description, arg_docs = _doc_parts(fn)
@@ -141,6 +147,12 @@ def _coerce(value: Any, kind: type) -> tuple[bool, Any]:
     return False, value
 
 
+@functools.cache
+def _expected(fn: Callable) -> str:
+    """What a malformed call is told about the tool's arguments."""
+    return f"Expected arguments for {fn.__name__}: {json.dumps(schema(fn)['input_schema'])}"
+
+
 def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
     """Validate the model's arguments against the tool's signature, then run the tool."""
     fn = TOOLS.get(name)
@@ -149,19 +161,18 @@ def call(ctx: ToolContext, name: str, arguments: dict | None) -> ToolResult:
     if arguments is None:
         arguments = {}
     spec = schema(fn)
-    expected = f"Expected arguments for {name}: {json.dumps(spec['input_schema'])}"
+    expected = _expected(fn)
     if not isinstance(arguments, dict):
         return ToolResult(
             f"arguments for {name} must be a JSON object, got {type(arguments).__name__}. {expected}",
             is_error=True, malformed=True,
         )
-    params = {p.name: p for p in _params(fn)}
+    params, hints = _arguments(fn)
     unknown = [a for a in arguments if a not in params]
     if unknown:
         return ToolResult(
             f"unknown argument(s) for {name}: {', '.join(unknown)}. {expected}", is_error=True, malformed=True
         )
-    hints = typing.get_type_hints(fn)
     kwargs: dict[str, Any] = {}
     missing = []
     for pname, p in params.items():

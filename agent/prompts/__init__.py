@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from sandbox.git import git, loose_files, read_loose
+from sandbox.git import files_at, git, read_loose
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -47,11 +47,10 @@ class Diffs:
         return self._seen[(a, b)]
 
     def _diff(self, a: str, b: str) -> str | None:
-        """The diff without a process, or None when some object is not loose."""
+        """The diff without a process (the listings are the worktree pool's, kept), or None
+        when some blob is not loose."""
         objects = self.repo / ".git" / "objects"
-        before, after = loose_files(objects, a), loose_files(objects, b)
-        if before is None or after is None:
-            return None
+        before, after = files_at(self.repo, a), files_at(self.repo, b)
         out: list[str] = []
         for path in sorted(p for p in before.keys() | after.keys()
                            if before.get(p) != after.get(p)):
