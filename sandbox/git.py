@@ -294,10 +294,10 @@ def _delete_all_but(root: Path, keep: set[str], dirs: set[str]) -> None:
 def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]]) -> bool:
     """Make each file under root hold its blob (entries: path -> (mode, blob sha)), after
     `_delete_all_but` left only real folders on the way. A file already right (same blob
-    hash and mode, one name) is not touched; a link or folder in a file's place is replaced, never
-    followed; a changed file is deleted and made anew (on ext4 a rename over it would wait for
-    its blocks). False when a blob is not loose or an entry is a submodule (git has to do
-    it)."""
+    hash and mode, one name) is not touched; a link or folder in a file's place is replaced,
+    never followed; a changed file is deleted and made anew (on ext4 a rename over it would
+    wait for its blocks). False when a blob is not loose or an entry is a submodule (git has
+    to do it)."""
     for rel, (mode, sha) in entries.items():
         if mode == b"160000":
             return False

@@ -116,8 +116,8 @@ def run(
                 proc = jail.spawn(argv, dict(extra_env or {}), stdin=False,
                                   prefix=joins + limits)
             else:
-                full_env = {**base, "HOME": str(home), "TMPDIR": str(home), "PYTHONDONTWRITEBYTECODE": "1",
-                            **(extra_env or {})}
+                full_env = {**base, "HOME": str(home), "TMPDIR": str(home),
+                            "PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})}
                 netns = list(netns_prefix()) if not network else []
                 proc = popen(joins + netns + limits + argv, full_env, cwd)
         except (JailError, OSError) as e:

@@ -4,7 +4,8 @@ on ext4 here, more while the disk is busy), and each evaluation needs one.
 
 A folder is handed to one user at a time and emptied, links never followed, before it is
 handed out again; one that cannot be emptied is removed instead, and the folders left over
-are removed when the process exits. A forked child (a Ray worker) starts its own list."""
+are removed when the process exits (a killed process leaves its empty ones behind). A forked
+child (a Ray worker) starts its own list."""
 
 from __future__ import annotations
 
