@@ -145,13 +145,6 @@ class Cgroup:
                 dirs.append(pid_dir)
         return cls(dirs, mem, c.v2)
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """argv, started inside this cgroup (a shell moves itself in, then execs argv)."""
-        joins = " && ".join(f'echo $$ > "${i + 1}"' for i in range(len(self.dirs)))
-        script = f'{joins} && shift {len(self.dirs)} && exec "$@"'
-        return ["/bin/sh", "-c", script, "adrs-cgroup",
-                *(str(d / "cgroup.procs") for d in self.dirs), *argv]
-
     def pids(self) -> list[int]:
         try:
             text = (self.memory_dir / "cgroup.procs").read_text()

@@ -7,11 +7,11 @@ environment; in a jail when the command is untrusted.
 Either way the command runs in its own session and its own cgroup (where one can be made:
 `sandbox.cgroup`), which caps the memory of all its processes together and lets every one of
 them be killed at the end, `setsid` stragglers included; each process is also under an
-address-space limit (`prlimit`). Its environment is an allow-list (PATH, locale, the task's
-declared variables), never the harness's: no API key, proxy password or database URL reaches
-it. HOME and TMPDIR are a private temp folder (`sandbox.scratch`), empty at the start. stdout
-and stderr are read as they come and kept as head and tail (`sandbox.capture`), so a flood of
-output costs a bounded amount.
+address-space limit (RLIMIT_AS, set by the shell that starts it: `launcher`). Its environment
+is an allow-list (PATH, locale, the task's declared variables), never the harness's: no API
+key, proxy password or database URL reaches it. HOME and TMPDIR are a private temp folder
+(`sandbox.scratch`), empty at the start. stdout and stderr are read as they come and kept as
+head and tail (`sandbox.capture`), so a flood of output costs a bounded amount.
 """
 
 from __future__ import annotations
@@ -80,14 +80,16 @@ def netns_prefix() -> tuple[str, ...]:
     return ()
 
 
-@functools.cache
-def limits_prefix(memory_mb: int | None) -> tuple[str, ...]:
-    """`prlimit` caps address space and core dumps in the child (fork-safe with threads)."""
-    exe = shutil.which("prlimit")
-    if not exe:
-        raise RuntimeError("prlimit (util-linux) is needed to limit candidate memory; install it")
-    as_limit = f"--as={memory_mb * 1024 * 1024}" if memory_mb else "--as=unlimited"
-    return (exe, as_limit, "--core=0", "--")
+def launcher(cgroup: Cgroup | None, memory_mb: int | None) -> list[str]:
+    """The prefix that starts a command in its cgroup and under its limits: one shell, which
+    moves itself into the cgroup(s), caps its address space (RLIMIT_AS, `memory_mb`) and core
+    dumps, and execs the command (fork-safe with threads: nothing of ours runs between fork
+    and exec). One process start where `sh` + `prlimit` were two."""
+    files = [str(d / "cgroup.procs") for d in cgroup.dirs] if cgroup else []
+    steps = [f'echo $$ > "${i + 1}"' for i in range(len(files))]
+    steps += ["ulimit -c 0", f"ulimit -v {memory_mb * 1024 if memory_mb else 'unlimited'}",
+              f"shift {len(files)}", 'exec "$@"']
+    return ["/bin/sh", "-c", " && ".join(steps), "adrs-run", *files]
 
 
 def run(
@@ -110,16 +112,14 @@ def run(
     start = time.monotonic()
     with scratch() as home:
         try:
-            joins = cgroup.wrap([]) if cgroup else []
-            limits = list(limits_prefix(memory_mb))
+            prefix = launcher(cgroup, memory_mb)
             if jail is not None:
-                proc = jail.spawn(argv, dict(extra_env or {}), stdin=False,
-                                  prefix=joins + limits)
+                proc = jail.spawn(argv, dict(extra_env or {}), stdin=False, prefix=prefix)
             else:
                 full_env = {**base, "HOME": str(home), "TMPDIR": str(home),
                             "PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})}
                 netns = list(netns_prefix()) if not network else []
-                proc = popen(joins + netns + limits + argv, full_env, cwd)
+                proc = popen(prefix + netns + argv, full_env, cwd)
         except (JailError, OSError) as e:
             if cgroup:
                 cgroup.close()

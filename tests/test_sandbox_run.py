@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -171,6 +172,26 @@ def test_memory_limit_allows_small_allocation(tmp_path):
               timeout_s=60, memory_mb=512)
     assert res.ok, res.stderr
     assert res.stdout.strip() == str(16 * 1024**2)
+
+
+LIMITS = ("import re; t = open('/proc/self/limits').read(); "
+          "print((re.search(r'Max address space +(\\S+) +(\\S+)', t).groups(), "
+          "re.search(r'Max core file size +(\\S+) +(\\S+)', t).groups()))")
+
+
+def test_each_process_starts_under_its_address_space_and_core_limits(tmp_path):
+    """Soft and hard limits both, set by the one shell that starts the command: in a run
+    (with its cgroup), and from the launcher alone (where no cgroup can be made)."""
+    res = run([sys.executable, "-c", LIMITS], tmp_path, timeout_s=60, memory_mb=512)
+    assert res.ok, res.stderr
+    as_limit = str(512 * 1024 * 1024)
+    assert res.stdout.strip() == str(((as_limit, as_limit), ("0", "0")))
+    alone = subprocess.run(sandbox_run.launcher(None, 300) + [sys.executable, "-c", LIMITS],
+                           capture_output=True, text=True, timeout=60)
+    as_limit = str(300 * 1024 * 1024)
+    assert alone.stdout.strip() == str(((as_limit, as_limit), ("0", "0"))), alone.stderr
+    free = run([sys.executable, "-c", LIMITS], tmp_path, timeout_s=60, memory_mb=None)
+    assert free.stdout.strip() == str((("unlimited", "unlimited"), ("0", "0")))
 
 
 def test_missing_program(tmp_path):
