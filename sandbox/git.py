@@ -302,13 +302,18 @@ def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]
         if mode == b"160000":
             return False
         target = root / rel
-        if target.is_symlink():
+        try:
+            st = os.lstat(target)  # one look, never through a link
+        except FileNotFoundError:
+            st = None
+        kind = stat.S_IFMT(st.st_mode) if st else None
+        if kind == stat.S_IFLNK:
             if mode == b"120000" and _blob_sha(os.fsencode(os.readlink(target))) == sha:
                 continue
             target.unlink()
-        elif target.is_dir():
+        elif kind == stat.S_IFDIR:
             shutil.rmtree(target)
-        elif mode != b"120000" and target.is_file() and _kept(target, mode, sha):
+        elif kind == stat.S_IFREG and mode != b"120000" and _kept(target, st, mode, sha):
             continue
         obj = read_loose(objects, sha)
         if obj is None or obj[0] != b"blob":
@@ -325,10 +330,9 @@ def _write_files(root: Path, objects: Path, entries: dict[str, tuple[bytes, str]
     return True
 
 
-def _kept(path: Path, mode: bytes, sha: str) -> bool:
-    """Whether a regular file already is the blob: its exec bit, its bytes, and no other name
-    for it (a hard link, which a later write in place would write through)."""
-    st = path.stat()
+def _kept(path: Path, st: os.stat_result, mode: bytes, sha: str) -> bool:
+    """Whether a regular file (st: its lstat) already is the blob: its exec bit, its bytes,
+    and no other name for it (a hard link, which a later write in place would write through)."""
     return bool(st.st_mode & 0o100) == (mode == b"100755") and st.st_nlink == 1 and \
         _blob_sha(path.read_bytes()) == sha
 
