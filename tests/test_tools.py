@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -234,6 +235,50 @@ def test_write_file_creates_and_overwrites(ctx):
     assert (ctx.worktree / "pkg/new/mod.py").read_text() == "x = 1\ny = 2\n"
     r = write_file(ctx, "pkg/new/mod.py", "x = 3\n")
     assert r.text.startswith("Overwrote pkg/new/mod.py")
+
+
+def test_write_file_writes_in_place_but_never_outside(ctx, tmp_path):
+    """Files are written in place: a shorter content leaves nothing of the longer one; a link
+    the agent planted at an editable path to a file outside is refused, by write and edit,
+    and the file outside is untouched."""
+    target = ctx.worktree / "pkg" / "solver.py"
+    assert len(target.read_text()) > 10
+    assert not write_file(ctx, "pkg/solver.py", "x = 1\n").is_error
+    assert target.read_bytes() == b"x = 1\n"
+    outside = tmp_path / "precious.py"
+    outside.write_text("keep = 1\n")
+    (ctx.worktree / "pkg" / "evil.py").symlink_to(outside)
+    r = write_file(ctx, "pkg/evil.py", "x = 666\n")
+    assert r.is_error and "outside" in r.text
+    r = edit(ctx, "pkg/evil.py", "keep = 1", "keep = 666")
+    assert r.is_error and "outside" in r.text
+    assert outside.read_text() == "keep = 1\n"
+
+
+def test_a_pipe_the_agent_planted_never_hangs_a_tool(ctx):
+    """A FIFO (which the agent can make with its run command) at an editable path: opening it
+    would block the harness until someone opened the other end. Every tool that reads or
+    writes files says no, or passes it by, and returns."""
+    os.mkfifo(ctx.worktree / "pkg" / "trap.py")
+    results: dict = {}
+    calls = {"write_file": lambda: write_file(ctx, "pkg/trap.py", "x = 1\n"),
+             "edit": lambda: edit(ctx, "pkg/trap.py", "x", "y"),
+             "read_file": lambda: read_file(ctx, "pkg/trap.py"),
+             "search": lambda: search(ctx, "total"),
+             "list_files": lambda: list_files(ctx, "pkg")}
+
+    def run_all():
+        for name, fn in calls.items():
+            results[name] = fn()
+
+    worker = threading.Thread(target=run_all, daemon=True)
+    worker.start()
+    worker.join(60)  # a guard against a hang, not a timing figure
+    assert not worker.is_alive(), f"a tool blocked on the pipe after {list(results)}"
+    for name in ("write_file", "edit", "read_file"):
+        assert results[name].is_error and "not a regular file" in results[name].text, name
+    assert "pkg/solver.py" in results["search"].text and "trap" not in results["search"].text
+    assert not results["list_files"].is_error
 
 
 def test_write_file_errors(ctx):

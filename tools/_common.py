@@ -6,6 +6,7 @@ import ast
 import difflib
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -32,12 +33,20 @@ def resolve(root: Path, path: str, what: str = "the worktree") -> tuple[Path, st
         raise BadPath(f"{path!r} is outside {what}; use a path relative to its root") from None
     if rel != "." and bad_path(rel):
         raise BadPath(f"{path!r}: {bad_path(rel)}; git data is off limits, use another path")
+    try:
+        kind = stat.S_IFMT(target.stat().st_mode)  # a stat never blocks; opening a pipe does
+    except OSError:
+        kind = None  # missing (to be made), or for the tool to say
+    if kind not in (None, stat.S_IFREG, stat.S_IFDIR):
+        raise BadPath(f"{path!r} is not a regular file or a folder (a pipe, socket or device); "
+                      "the tools neither read nor write it")
     return target, rel or "."
 
 
 def walk_files(root: Path, start: Path) -> list[str]:
-    """All files under `start` (a file or folder), as sorted posix paths relative to root.
-    Symlinks that lead out of root are left out: nothing reads through them."""
+    """All regular files under `start` (a file or folder), as sorted posix paths relative to
+    root. Symlinks that lead out of root are left out: nothing reads through them; so are
+    pipes, sockets and devices."""
     base = root.resolve()
     if start.is_file():
         return [start.relative_to(base).as_posix()]
@@ -48,8 +57,8 @@ def walk_files(root: Path, start: Path) -> list[str]:
             if name in SKIP_DIRS:  # a worktree's `.git` is a file
                 continue
             path = Path(folder) / name
-            if path.is_symlink() and not inside(path, base):
-                continue
+            if path.is_symlink() and not inside(path, base) or not path.is_file():
+                continue  # a link out, or a pipe, socket or device: opening one may block
             found.append(path.relative_to(base).as_posix())
     return sorted(found)
 
