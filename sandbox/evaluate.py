@@ -11,13 +11,15 @@ stdout line. A crash, a timeout or no result gives `valid: false` with the reaso
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,11 +168,23 @@ def instance_scores(reported: object) -> dict[str, float]:
     return found
 
 
+@contextlib.contextmanager
+def _held(slot: AbstractContextManager | None, jail: JailConfig) -> Iterator[None]:
+    """`slot`, kept until the candidates' containers a killed evaluator left are gone too."""
+    with slot or contextlib.nullcontext():
+        try:
+            yield
+        finally:
+            remove_containers(jail)
+
+
 def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
               data: Path | None = None, log_path: Path | None = None,
-              jail: JailConfig | None = None) -> StageResult:
+              jail: JailConfig | None = None,
+              slot: AbstractContextManager | None = None) -> StageResult:
     """One stage on a worktree. The evaluator gets its jail settings (`jail`, default: the
-    task's) in ADRS_JAIL and a private result file in ADRS_RESULT."""
+    task's) in ADRS_JAIL and a private result file in ADRS_RESULT. `slot` is held while the
+    evaluator runs (`sandbox.run.run`), not while its result and log are read and written."""
     argv = format_command(spec.command, stage, worktree, data, python)
     jail = dataclasses.replace(jail or spec.jail(), wall_s=spec.timeout_s,
                                label=f"adrs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
@@ -178,12 +192,9 @@ def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
         result_file = box / "result.json"
         extra = {"ADRS_STAGE": stage, "ADRS_DATA": str(data) if data else "",
                  "ADRS_RESULT": str(result_file), "ADRS_JAIL": jail.to_env()}
-        try:
-            res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s,
-                                  memory_mb=spec.memory_mb, network=spec.network,
-                                  extra_env=extra, declared_env=spec.env)
-        finally:
-            remove_containers(jail)  # a killed evaluator's candidates
+        res = sandbox_run.run(argv, spec.cwd, timeout_s=spec.timeout_s,
+                              memory_mb=spec.memory_mb, network=spec.network,
+                              extra_env=extra, declared_env=spec.env, slot=_held(slot, jail))
         reported = None
         if result_file.is_file():
             with open(result_file, errors="replace") as f:

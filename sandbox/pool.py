@@ -8,6 +8,7 @@ slot holds none. `sandbox/ray_pool.py` runs them on a Ray cluster behind the sam
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import importlib.util
@@ -17,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -42,7 +44,8 @@ class NodeStats:
     host: str = ""
     evaluations: int = 0
     busy_s: float = 0.0
-    """Seconds it spent on evaluations (unpacking, the candidate's files, the evaluator)."""
+    """Seconds it spent on evaluations: here, the evaluators' run; on Ray, the whole task
+    (unpacking the candidate's files, the evaluator)."""
     lost: int = 0
     """Evaluations lost with this node or one of its workers."""
     jail: str = ""
@@ -100,11 +103,17 @@ class LocalPool:
 
     def run(self, spec: EvaluatorSpec, worktree: Path, stage: str, *, data: Path | None,
             log_path: Path | None, jail: JailConfig, priority: Priority = Priority.TOOL) -> StageResult:
+        return run_stage(spec, worktree, stage, python=sys.executable, data=data,
+                         log_path=log_path, jail=jail, slot=self._slot(priority))
+
+    @contextlib.contextmanager
+    def _slot(self, priority: Priority) -> Iterator[None]:
+        """A slot, held while one evaluator runs: the harness's work before and after it (its
+        cgroup, reading its result, writing its log) leaves the slot to the next one."""
         self.slots.acquire(priority)
         start = time.monotonic()
         try:
-            return run_stage(spec, worktree, stage, python=sys.executable, data=data,
-                             log_path=log_path, jail=jail)
+            yield
         finally:
             self.slots.release()
             with self._lock:

@@ -16,6 +16,7 @@ head and tail (`sandbox.capture`), so a flood of output costs a bounded amount.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,13 +106,17 @@ def run(
     declared_env: list[str] = (),
     jail: Jail | None = None,
     pids: int | None = 1024,
+    slot: AbstractContextManager | None = None,
 ) -> RunResult:
     """Run argv; never raises for the command's own failures. With `jail`, argv runs inside
-    it (its paths are the jail's; `cwd` is unused); else as a trusted child process in cwd."""
+    it (its paths are the jail's; `cwd` is unused); else as a trusted child process in cwd.
+    `slot` (an evaluator slot) is held from just before the command starts until it and every
+    process it left are gone, and no longer: its cgroup and HOME are made before, and the
+    caller's reading of the result after."""
     base = allowed_env(dict(os.environ if env is None else env), list(declared_env))
     cgroup = Cgroup.create(memory_mb, pids)
-    start = time.monotonic()
-    with scratch() as home:
+    with scratch() as home, slot or contextlib.nullcontext():
+        start = time.monotonic()
         try:
             prefix = launcher(cgroup, memory_mb)
             if jail is not None:
@@ -140,7 +146,7 @@ def run(
         proc.close()  # kills what the command left behind in its group
         if cgroup:
             cgroup.close()  # ... and in its cgroup (setsid stragglers)
-    wall = time.monotonic() - start
+        wall = time.monotonic() - start
     if timed_out:
         reason = f"timed out after {timeout_s:g} s"
     elif oom:

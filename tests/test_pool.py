@@ -5,6 +5,7 @@ tree two episodes commit is evaluated once. And the slots' order: commits before
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.helpers import call, cli_env, events, of_type, solve, toy_task, turn, write_script
+from sandbox import cgroup
+from sandbox.evaluate import EvaluatorSpec, run_stage
 from sandbox.pool import Priority, Slots
 
 # Reads A from policy.py as text (no candidate code runs); while it "works" (0.3 s) it holds a
@@ -98,6 +101,58 @@ def test_slots_go_to_commits_first_then_in_order_and_never_over(tmp_path):
         t.join()
     assert order == ["commit-1", "commit-2", "tool-1", "tool-2"]
     assert most[0] == 1 and slots.free == 1
+
+
+class Watched:
+    """An evaluator slot that notes, as it is given back, whether the evaluator's straggler
+    still runs and whether the harness has read the result and written the log yet."""
+
+    def __init__(self, pidfile: Path, log: Path):
+        self.pidfile, self.log = pidfile, log
+        self.held = self.done = False
+
+    def __enter__(self) -> None:
+        assert not self.held and not self.pidfile.exists()  # taken before the evaluator starts
+        self.held = True
+
+    def __exit__(self, *exc) -> None:
+        pid = int(self.pidfile.read_text())
+        self.straggler_gone = _gone_or_zombie(pid)
+        self.log_written = self.log.exists()
+        self.done = True
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not cgroup.available()[0], reason=f"no memory cgroup here: {cgroup.available()[1]}")
+def test_a_slot_is_held_until_all_the_evaluator_left_is_gone_and_no_longer(tmp_path):
+    """A hostile evaluator leaves a setsid straggler (out of its process group) and exits: the
+    slot is given back only once that straggler is dead, so the next evaluation never runs
+    beside it; the log and the result are dealt with after the slot is given back."""
+    pidfile = tmp_path / "straggler.pid"
+    ev = tmp_path / "evaluator"
+    ev.mkdir()
+    (ev / "evaluate.py").write_text(
+        "import json, subprocess\n"
+        "p = subprocess.Popen(['setsid', 'sleep', '300'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "print(json.dumps({'score': 0.5, 'valid': True}))\n")
+    spec = EvaluatorSpec(command=["python", "evaluate.py", "{stage}", "{worktree}"], cwd=ev,
+                         stages=["full"], timeout_s=60, memory_mb=1024)
+    (tmp_path / "wt").mkdir()
+    log = tmp_path / "logs" / "c1" / "full.log"
+    slot = Watched(pidfile, log)
+    result = run_stage(spec, tmp_path / "wt", "full", python=sys.executable, log_path=log,
+                       slot=slot)
+    assert slot.done and slot.straggler_gone, "the slot was given back with the straggler alive"
+    assert not slot.log_written  # the harness's own work is out of the slot
+    assert result.valid and result.score == 0.5 and log.is_file()
 
 
 @pytest.mark.slow
