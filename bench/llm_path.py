@@ -1,7 +1,7 @@
 """Per-candidate cost on the real LLM path, beside OpenEvolve 0.4.0 on the same task.
 
     python bench/llm_path.py [--sizes 200 1000] [--programs tiny bin-packing] [--repeat R]
-                             [--no-openevolve] [--profile N]
+                             [--systems ...] [--no-openevolve] [--profile N]
     python bench/llm_path.py --sizes 50 --programs tiny --no-openevolve     # a quick run
 
 Both systems go through their OpenAI-compatible path (the openai SDK, HTTP) to an instant
@@ -10,13 +10,20 @@ is), one model call per candidate:
 The program both evolve is one file, `A = <n>` (distinct per candidate) on top of a body:
 `tiny` has none; `bin-packing` is that task's editable policy.py (1.9 KB, the size of the
 shipped tasks' programs: 1.9-7.4 KB), so each reply carries the whole file, as a model's does.
-- adrs-agent: `Solver` in-process with `openai/bench@URL`, one worker; each reply is ONE turn
-  calling write_file (pkg/policy.py, the whole file), commit, finish.
-  Twice: streamed (`ours`, the default) and with `provider.stream = false` (`ours_json`: one
-  JSON reply per call, as OpenEvolve asks for its replies).
+- adrs-agent: `Solver` in-process with `openai/bench@URL`; each reply is ONE turn calling
+  write_file (pkg/policy.py, the whole file), commit, finish. Four ways:
+  - `ours`: one worker, streamed (the default); `ours_json`: one worker with
+    `provider.stream = false` (one JSON reply per call, as OpenEvolve asks for its replies).
+    One candidate at a time: the next parent is chosen once this one is scored.
+  - `ours_pipelined`, `ours_json_pipelined`: the same with `--workers 2 --evaluators 1`. One
+    evaluation at a time, as OpenEvolve's one evaluation worker; the other episode's prompt,
+    model call and commit go on beside it.
 - OpenEvolve: `openevolve.run_evolution`-style controller on the same program,
   full rewrites (each reply a ```python block of the whole file), one evaluation worker; its
-  defaults otherwise (checkpoints every 100, 5 islands, in-memory database).
+  defaults otherwise (checkpoints every 100, 5 islands, in-memory database). Its controller keeps
+  one iteration per island in flight (5) for that worker, and its main process (database,
+  snapshot, the next submission) works beside the worker (prompt, model call, evaluation): it is
+  pipelined as `ours_*_pipelined` is, not one candidate at a time as `ours` is.
 The evaluator is the same script for both (a Python process reading A and printing a score):
 ours runs it as the harness does (sandbox.run), OpenEvolve's evaluate() runs it with
 subprocess.run and records its wall time. Per candidate: the gap between consecutive
@@ -32,6 +39,8 @@ OpenEvolve runs in its own virtualenv (`--openevolve-venv`, made with
 Human-readable lines first; the LAST line is one JSON object (milliseconds; keys name the
 program and the size, e.g. ratio_json_median_bin-packing_200).
 Targets (not asserted): ours <= 15 ms per candidate, <= 0.6x OpenEvolve at 200, flat to 1,000.
+The ratios: `ratio_*` one candidate at a time against OpenEvolve's pipeline,
+`ratio_*pipelined*` pipeline against pipeline (like for like).
 """
 
 from __future__ import annotations
@@ -131,7 +140,8 @@ def figures(ends: list[float], walls: list[float]) -> dict:
 
 
 # -- ours -----------------------------------------------------------------------------------
-def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True):
+def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True,
+           workers: int = 1, evaluators: int = 0):
     from agent.config import RunConfig
     from agent.session import Session
     from agent.solve import Solver
@@ -139,19 +149,25 @@ def solver(root: Path, task_dir: Path, url: str, n: int, stream: bool = True):
 
     task = Task.load(task_dir)
     cfg = RunConfig(task_dir=str(task_dir), models=[f"openai/bench@{url}"], budget=n,
-                    workers=1, test_at_end=False, seed=0, provider={"stream": stream})
+                    workers=workers, evaluators=evaluators, test_at_end=False, seed=0,
+                    provider={"stream": stream})
     session = Session.create(root / "sessions", task.name, cfg, task.evaluator.cwd)
     s = Solver(session, task, cfg)
     s.start()
     return s, session
 
 
-def run_ours(root: Path, task_dir: Path, name: str, n: int, stream: bool = True,
+OURS = {"ours": (True, 1, 0), "ours_json": (False, 1, 0),  # streamed, workers, evaluators
+        "ours_pipelined": (True, 2, 1), "ours_json_pipelined": (False, 2, 1)}
+
+
+def run_ours(root: Path, task_dir: Path, name: str, n: int, system: str = "ours",
              rep: int = 0) -> dict:
+    stream, workers, evaluators = OURS[system]
     fake = Fake("adrs", n + SPARE_REPLIES, name)
     try:
-        s, session = solver(root / f"ours-{n}-{'sse' if stream else 'json'}-{rep}", task_dir,
-                            fake.url, n, stream)
+        s, session = solver(root / f"{system}-{n}-{rep}", task_dir, fake.url, n, stream,
+                            workers, evaluators)
         t = time.perf_counter()
         s.run()
         wall = time.perf_counter() - t
@@ -162,7 +178,9 @@ def run_ours(root: Path, task_dir: Path, name: str, n: int, stream: bool = True,
     scored = [e for e in events if e["type"] == "candidate_scored" and e["episode"] >= 0]
     out = figures([e["t"] for e in scored],
                   [sum(st.get("wall_s", 0.0) for st in e["stages"]) for e in scored])
-    return {**out, "wall_s": round(wall, 2), **stats, "phases_ms": phases(events)}
+    # a step's median from the events' times means something only one episode at a time
+    return {**out, "wall_s": round(wall, 2), **stats,
+            "phases_ms": phases(events) if workers == 1 else {}}
 
 
 PHASES = [("episode_finished", "episode_started", "between episodes"),
@@ -296,7 +314,7 @@ def python_start_ms(argv: list[str], runs: int = 20) -> float:
 
 # -- main -----------------------------------------------------------------------------------
 def show(name: str, program_name: str, n: int, f: dict) -> None:
-    print(f"{name:10s} {program_name:11s} {n:5d} candidates: first 100 {f['first100_ms']:6.1f} ms"
+    print(f"{name:19s} {program_name:11s} {n:5d} candidates: first 100 {f['first100_ms']:6.1f} ms"
           f"   last 100 {f['last100_ms']:6.1f} ms   median {f['median_ms']:6.1f} ms   (evaluator "
           f"{f['eval_ms_median']:.1f} ms, {f['wall_s']:.0f} s in all, {f.get('requests')} "
           f"requests over {f.get('connections')} connections)", flush=True)
@@ -313,19 +331,21 @@ def summarize(result: dict, sizes: list[int]) -> dict:
     """The headline figures of one program's runs."""
     out: dict = {}
     for n in map(str, sizes):
-        ours, json_, theirs = result["ours"][n], result["ours_json"][n], result["openevolve"].get(n)
-        out[f"ours_ms_median_{n}"] = ours["median_ms"]
-        out[f"ours_ms_last100_{n}"] = ours["last100_ms"]
-        out[f"ours_json_ms_median_{n}"] = json_["median_ms"]
+        theirs = result.get("openevolve", {}).get(n)
         if theirs:
             out[f"openevolve_ms_median_{n}"] = theirs["median_ms"]
             out[f"openevolve_ms_last100_{n}"] = theirs["last100_ms"]
-            out[f"ratio_median_{n}"] = round(ours["median_ms"] / theirs["median_ms"], 3)
-            out[f"ratio_json_median_{n}"] = round(json_["median_ms"] / theirs["median_ms"], 3)
+        for system in [s for s in OURS if s in result]:
+            ours, tail = result[system][n], system.removeprefix("ours")  # "", "_json_pipelined"
+            out[f"{system}_ms_median_{n}"] = ours["median_ms"]
+            out[f"{system}_ms_last100_{n}"] = ours["last100_ms"]
+            if theirs:
+                out[f"ratio{tail}_median_{n}"] = round(ours["median_ms"] / theirs["median_ms"], 3)
     big, small = str(max(sizes)), str(min(sizes))
     if big != small:
-        out["ours_flatness_last100_vs_first100"] = round(
-            result["ours"][big]["last100_ms"] / result["ours"][big]["first100_ms"], 3)
+        for system in [s for s in OURS if s in result]:
+            out[f"{system}_flatness_last100_vs_first100"] = round(
+                result[system][big]["last100_ms"] / result[system][big]["first100_ms"], 3)
     return out
 
 
@@ -336,6 +356,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, metavar="R",
                     help="run each size R times (the order alternating) and report, per system, "
                          "the run with the median figure (this machine's noise is large)")
+    ap.add_argument("--systems", nargs="+", choices=list(OURS), default=list(OURS),
+                    help="which of ours to run (default: all four)")
     ap.add_argument("--no-openevolve", action="store_true")
     ap.add_argument("--no-install", action="store_true", help="do not pip install OpenEvolve")
     ap.add_argument("--openevolve-venv", type=Path, default=DEFAULT_VENV)
@@ -365,17 +387,17 @@ def main() -> None:
             root.mkdir()
             task_dir = bench_task(root, EVALUATOR)
             (task_dir / "repo" / "pkg" / "policy.py").write_text(program(name, 0))
-            every: dict = {"ours": {}, "ours_json": {}, "openevolve": {}}
+            every: dict = {}
             for rep in range(args.repeat):
                 for i, n in enumerate(args.sizes):
-                    runs = [("ours", partial(run_ours, root, task_dir, name, n, True, rep)),
-                            ("ours_json", partial(run_ours, root, task_dir, name, n, False, rep))]
+                    runs = [(system, partial(run_ours, root, task_dir, name, n, system, rep))
+                            for system in args.systems]
                     if python is not None:
                         runs.append(("openevolve", partial(run_openevolve, root, task_dir,
                                                            python, name, n, rep)))
                     for system, fn in (runs if (i + rep) % 2 == 0 else runs[::-1]):  # ABBA
                         f = fn()
-                        every[system].setdefault(str(n), []).append(f)
+                        every.setdefault(system, {}).setdefault(str(n), []).append(f)
                         show(system, name, n, f)
             result = {system: {n: middle(runs) for n, runs in by_size.items()}
                       for system, by_size in every.items()}
