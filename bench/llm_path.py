@@ -17,7 +17,9 @@ shipped tasks' programs: 1.9-7.4 KB), so each reply carries the whole file, as a
     One candidate at a time: the next parent is chosen once this one is scored.
   - `ours_pipelined`, `ours_json_pipelined`: the same with `--workers 2 --evaluators 1`. One
     evaluation at a time, as OpenEvolve's one evaluation worker; the other episode's prompt,
-    model call and commit go on beside it.
+    model call and commit go on beside it. Its figure is the evaluator slot's idle time per
+    candidate: it stays low while an evaluation takes longer than the harness's own work on
+    a candidate (what `ours` measures), as it does here (~30 ms) and in ADRS tasks (seconds).
 - OpenEvolve: `openevolve.run_evolution`-style controller on the same program,
   full rewrites (each reply a ```python block of the whole file), one evaluation worker; its
   defaults otherwise (checkpoints every 100, 5 islands, in-memory database). Its controller keeps
