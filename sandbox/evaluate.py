@@ -19,7 +19,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -169,7 +168,7 @@ def instance_scores(reported: object) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _held(slot: AbstractContextManager | None, jail: JailConfig) -> Iterator[None]:
+def _held(slot: contextlib.AbstractContextManager | None, jail: JailConfig) -> Iterator[None]:
     """`slot`, kept until the candidates' containers a killed evaluator left are gone too."""
     with slot or contextlib.nullcontext():
         try:
@@ -181,7 +180,7 @@ def _held(slot: AbstractContextManager | None, jail: JailConfig) -> Iterator[Non
 def run_stage(spec: EvaluatorSpec, worktree: Path, stage: str, *, python: str,
               data: Path | None = None, log_path: Path | None = None,
               jail: JailConfig | None = None,
-              slot: AbstractContextManager | None = None) -> StageResult:
+              slot: contextlib.AbstractContextManager | None = None) -> StageResult:
     """One stage on a worktree. The evaluator gets its jail settings (`jail`, default: the
     task's) in ADRS_JAIL and a private result file in ADRS_RESULT. `slot` is held while the
     evaluator runs (`sandbox.run.run`), not while its result and log are read and written."""

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +105,7 @@ def run(
     declared_env: list[str] = (),
     jail: Jail | None = None,
     pids: int | None = 1024,
-    slot: AbstractContextManager | None = None,
+    slot: contextlib.AbstractContextManager | None = None,
 ) -> RunResult:
     """Run argv; never raises for the command's own failures. With `jail`, argv runs inside
     it (its paths are the jail's; `cwd` is unused); else as a trusted child process in cwd.
