@@ -227,10 +227,23 @@ def test_nothing_a_candidate_starts_outlives_its_evaluation(tmp_path, backend):
         B = 1.0
     """)
     task = toy_task(tmp_path, timeout_s=3)
-    result = evaluate(task, worktree(task, tmp_path, {"pkg/policy.py": source}), "quick", backend)
+
+    def running() -> list[str]:
+        return subprocess.run(["pgrep", "-f", token], capture_output=True, text=True).stdout.split()
+
+    class Slot:  # an evaluator slot: what still runs when it is given back
+        def __enter__(self) -> None:
+            self.left = None
+
+        def __exit__(self, *exc) -> None:
+            self.left = running()
+
+    slot = Slot()
+    result = evaluate(task, worktree(task, tmp_path, {"pkg/policy.py": source}), "quick", backend,
+                      slot=slot)
     assert not result.valid and "timed out" in result.error
-    alive = subprocess.run(["pgrep", "-f", token], capture_output=True, text=True).stdout.split()
-    assert alive == []
+    assert slot.left == []  # gone before the next evaluation may take the slot (docker: its container)
+    assert running() == []
 
 
 # -- 9. unix sockets and the network ------------------------------------------------------------------
