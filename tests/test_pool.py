@@ -12,8 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.helpers import call, cli_env, events, of_type, solve, toy_task, turn, write_script
-from sandbox import cgroup
+from fixtures.helpers import (
+    call,
+    cli_env,
+    events,
+    gone_or_zombie,
+    needs_cgroup,
+    of_type,
+    solve,
+    toy_task,
+    turn,
+    write_script,
+)
 from sandbox.evaluate import EvaluatorSpec, run_stage
 from sandbox.pool import Priority, Slots
 
@@ -117,20 +127,12 @@ class Watched:
 
     def __exit__(self, *exc) -> None:
         pid = int(self.pidfile.read_text())
-        self.straggler_gone = _gone_or_zombie(pid)
+        self.straggler_gone = gone_or_zombie(pid)
         self.log_written = self.log.exists()
         self.done = True
 
 
-def _gone_or_zombie(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
-
-
-@pytest.mark.skipif(not cgroup.available()[0], reason=f"no memory cgroup here: {cgroup.available()[1]}")
+@needs_cgroup
 def test_a_slot_is_held_until_all_the_evaluator_left_is_gone_and_no_longer(tmp_path):
     """A hostile evaluator leaves a setsid straggler (out of its process group) and exits: the
     slot is given back only once that straggler is dead, so the next evaluation never runs

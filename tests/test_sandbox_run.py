@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.helpers import gone_or_zombie, needs_cgroup
 from sandbox import cgroup
 from sandbox import run as sandbox_run
 from sandbox.jail import Jail, Mount
@@ -32,26 +33,13 @@ SECRETS = {
 }
 
 
-def _gone_or_zombie(pid: int) -> bool:
-    """True once pid no longer runs (a zombie waiting for init's reaping counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state in ("Z", "X")
-
-
 def _wait_dead(pid: int, deadline_s: float = 10.0) -> bool:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        if _gone_or_zombie(pid):
+        if gone_or_zombie(pid):
             return True
         time.sleep(0.05)
-    return _gone_or_zombie(pid)
+    return gone_or_zombie(pid)
 
 
 def test_only_allowed_variables_reach_the_command(tmp_path, monkeypatch):
@@ -286,9 +274,6 @@ def test_runresult_ok():
     assert not RunResult(None, "", "", False, 0.0).ok
 
 
-needs_cgroup = pytest.mark.skipif(not cgroup.available()[0],
-                                  reason=f"no memory cgroup here: {cgroup.available()[1]}")
-
 FORK_HOGS = textwrap.dedent("""\
     import os, sys, time
     kids = []
@@ -424,7 +409,7 @@ def test_jail_is_killed_whole_at_the_timeout(tmp_path, backend):
                         pids.append(int(proc.name))
                 except OSError:
                     continue
-        return [p for p in pids if not _gone_or_zombie(p)]
+        return [p for p in pids if not gone_or_zombie(p)]
 
     deadline = time.monotonic() + 20
     while alive() and time.monotonic() < deadline:
